@@ -11,6 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 from workbench.config import Settings
+from workbench.security.audit import AuditLog
+from workbench.security.tenants import KeyCache
 from workbench.store.artifacts import ArtifactStore
 from workbench.store.control import ControlPlane
 
@@ -26,6 +28,8 @@ class Services:
         self.control.upgrade()
         self.artifacts = ArtifactStore(self.settings.resolved_artifacts_uri)
         self._lock = threading.Lock()
+        self.keys = KeyCache(self.control)
+        self.audit_log = AuditLog(self.control)
         self._lake = None
         self._redactor = redactor
         self._ingestor = None
@@ -75,6 +79,11 @@ class Services:
             return self._ingestor
 
     @property
+    def ingestor_ready(self) -> bool:
+        """Whether the ingestor (and its redactor) are loaded already."""
+        return self._ingestor is not None
+
+    @property
     def ingest_pending(self) -> int:
         """Events waiting for a group commit (0 before the ingestor starts)."""
         return self._ingestor.pending if self._ingestor is not None else 0
@@ -92,6 +101,7 @@ class Services:
         if self._ingestor is not None:
             self._ingestor.close()
             self._ingestor = None
+        self.audit_log.close()
         self.control.dispose()
 
 

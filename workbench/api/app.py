@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workbench.errors import OverloadedError, WorkbenchError
-from workbench.security.audit import record_audit
 from workbench.services import Services
 
 log = logging.getLogger("workbench.api")
@@ -44,16 +43,14 @@ def create_app(services: Services) -> FastAPI:
         route = getattr(request.scope.get("route"), "path", "unmatched")
         principal = getattr(request.state, "principal", None)
         if request.method in _MUTATING and route not in ("/healthz", "/metrics"):
-            await run_in_threadpool(
-                record_audit,
-                services.control,
+            await asyncio.wrap_future(services.audit_log.submit(
                 actor=principal.actor if principal else "anonymous",
                 tenant_id=principal.tenant_id if principal else None,
                 action=f"{request.method} {route}",
                 target=getattr(request.state, "audit_target", None) or _path_target(request),
                 outcome=_outcome(response.status_code),
                 detail={"status": response.status_code, **getattr(request.state, "audit_detail", {})},
-            )
+            ))
         HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         HTTP_LATENCY.labels(request.method, route).observe(elapsed)
         log.info(

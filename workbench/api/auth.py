@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from workbench.security.roles import Permission, role_allows
-from workbench.security.tenants import Principal, authenticate
+from workbench.security.tenants import Principal
 
 
 async def current_principal(request: Request) -> Principal:
@@ -19,7 +19,7 @@ async def current_principal(request: Request) -> Principal:
         raise HTTPException(401, "missing bearer key: send 'Authorization: Bearer <api key>'",
                             headers={"WWW-Authenticate": "Bearer"})
     services = request.app.state.services
-    principal = await run_in_threadpool(authenticate, services.control, key.strip())
+    principal = await run_in_threadpool(services.keys.authenticate, key.strip())
     if principal is None:
         raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = principal

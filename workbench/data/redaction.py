@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from threading import Lock
 from typing import Any
@@ -36,6 +36,8 @@ DEFAULT_ENTITIES: tuple[str, ...] = (
     "URL_PASSWORD",
 )
 NER_ENTITIES = frozenset({"PERSON", "LOCATION", "NRP", "DATE_TIME", "ORGANIZATION"})
+_NO_COUNTS: dict[str, int] = {}
+_CUSTOM_ENTITIES = frozenset({"STREET_ADDRESS", "API_KEY", "BEARER_TOKEN", "URL_PASSWORD"})
 
 _STREET_SUFFIX = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|"
@@ -67,9 +69,34 @@ _SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str], int], ...] = (
         1,
     ),
 )
-# Cheap pre-checks: a string without a digit, '@', or '://' cannot match any pattern recognizer
-# except the secrets above (which need a key word or prefix) and the NER model.
-_MAY_HAVE_PATTERN = re.compile(r"[0-9@]|://")
+# Cheap pre-checks that decide which presidio recognizers can possibly match a string, so the
+# expensive ones (phonenumbers, checksum validators) only run where they could fire.
+_NUMERIC_ENTITIES = {
+    # entity: fewest digits any valid value has
+    "PHONE_NUMBER": 7, "CREDIT_CARD": 12, "US_SSN": 9, "US_ITIN": 9, "US_BANK_NUMBER": 8, "US_PASSPORT": 8,
+    "IBAN_CODE": 12, "UK_NHS": 10, "US_DRIVER_LICENSE": 1, "MEDICAL_LICENSE": 1, "CRYPTO": 1,
+}
+
+
+def _candidate_entities(text: str, wanted: list[str]) -> list[str]:
+    digits = sum(c.isdigit() for c in text)
+    out = []
+    for entity in wanted:
+        if entity in NER_ENTITIES:
+            continue  # decided by whether NER ran
+        if entity in _NUMERIC_ENTITIES:
+            ok = digits >= _NUMERIC_ENTITIES[entity]
+        elif entity == "EMAIL_ADDRESS":
+            ok = "@" in text
+        elif entity == "IP_ADDRESS":
+            ok = (digits >= 4 and "." in text) or "::" in text
+        elif entity == "URL":
+            ok = "." in text
+        else:
+            ok = True
+        if ok:
+            out.append(entity)
+    return out
 
 
 @dataclass(frozen=True)
@@ -88,7 +115,7 @@ class Redacted:
     """A redacted value and how many spans of each entity type were replaced."""
 
     value: Any
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 class Redactor:
@@ -103,8 +130,7 @@ class Redactor:
             )
         self._entities = list(self.config.entities)
         self._ner_wanted = self.config.ner and bool(NER_ENTITIES & set(self._entities))
-        # Bare domain names (URL) are the one pattern entity that needs neither a digit nor '@'.
-        self._pattern_gate = "URL" not in self._entities
+        self._presidio_entities = [e for e in self._entities if e not in _CUSTOM_ENTITIES]
         self._analyzer, self._nlp = self._build_analyzer()
         self._cache: OrderedDict[str, tuple[str, tuple[tuple[str, int], ...]]] = OrderedDict()
         self._lock = Lock()
@@ -159,36 +185,39 @@ class Redactor:
 
     # -- strings -------------------------------------------------------------------------------
 
-    def redact_texts(self, texts: list[str]) -> list[tuple[str, Counter[str]]]:
-        """Redact many strings at once (NER is batched); returns (text, counts) per input."""
-        results: list[tuple[str, Counter[str]] | None] = [None] * len(texts)
+    def redact_texts(self, texts: list[str]) -> list[tuple[str, dict[str, int]]]:
+        """Redact many strings at once (NER is batched); returns (text, counts) per input.
+
+        The count dicts may be shared between results: treat them as read-only.
+        """
+        results: list[tuple[str, dict[str, int]] | None] = [None] * len(texts)
         todo: dict[str, list[int]] = {}
         with self._lock:
             for i, text in enumerate(texts):
                 hit = self._cache.get(text)
                 if hit is not None:
                     self._cache.move_to_end(text)
-                    results[i] = (hit[0], Counter(dict(hit[1])))
+                    results[i] = hit
                 elif len(text) < 3:
-                    results[i] = (text, Counter())
+                    results[i] = (text, _NO_COUNTS)
                 else:
                     todo.setdefault(text, []).append(i)
         if todo:
             unique = list(todo)
-            for text, (redacted, counts) in zip(unique, self._redact_uncached(unique)):
+            for text, result in zip(unique, self._redact_uncached(unique)):
                 for i in todo[text]:
-                    results[i] = (redacted, Counter(counts))
+                    results[i] = result
                 with self._lock:
-                    self._cache[text] = (redacted, tuple(counts.items()))
+                    self._cache[text] = result
                     if len(self._cache) > self.config.cache_size:
                         self._cache.popitem(last=False)
         return results  # type: ignore[return-value]
 
-    def redact_text(self, text: str) -> tuple[str, Counter[str]]:
+    def redact_text(self, text: str) -> tuple[str, dict[str, int]]:
         """Redact one string."""
         return self.redact_texts([text])[0]
 
-    def _redact_uncached(self, texts: list[str]) -> list[tuple[str, Counter[str]]]:
+    def _redact_uncached(self, texts: list[str]) -> list[tuple[str, dict[str, int]]]:
         from presidio_analyzer import RecognizerResult
 
         ner_docs: list[Any] = [None] * len(texts)
@@ -202,11 +231,14 @@ class Redactor:
         out = []
         for text, artifacts in zip(texts, ner_docs):
             spans: list[RecognizerResult] = []
-            if artifacts is not None or not self._pattern_gate or _MAY_HAVE_PATTERN.search(text):
+            entities = _candidate_entities(text, self._presidio_entities)
+            if artifacts is not None:
+                entities += [e for e in self._presidio_entities if e in NER_ENTITIES]
+            if entities:
                 spans = self._analyzer.analyze(
                     text=text,
                     language="en",
-                    entities=self._entities,
+                    entities=entities,
                     nlp_artifacts=artifacts if artifacts is not None else self._empty_artifacts(text),
                     score_threshold=self.config.score_threshold,
                 )
@@ -246,7 +278,7 @@ class Redactor:
         redacted = iter(self.redact_texts(strings))
         out = []
         for value in values:
-            counts: Counter[str] = Counter()
+            counts: dict[str, int] = {}
             out.append(Redacted(_rebuild(value, redacted, counts), counts))
         return out
 
@@ -263,16 +295,23 @@ def _collect_strings(value: Any, sink: list[str]) -> None:
             _collect_strings(item, sink)
 
 
-def _rebuild(value: Any, redacted, counts: Counter[str]) -> Any:
+def _add_counts(counts: dict[str, int], found: dict[str, int]) -> None:
+    for entity, n in found.items():
+        counts[entity] = counts.get(entity, 0) + n
+
+
+def _rebuild(value: Any, redacted, counts: dict[str, int]) -> Any:
     if isinstance(value, str):
         text, found = next(redacted)
-        counts.update(found)
+        if found:
+            _add_counts(counts, found)
         return text
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
             new_key, found = next(redacted)
-            counts.update(found)
+            if found:
+                _add_counts(counts, found)
             while new_key in out:  # two keys redacted to the same placeholder
                 new_key += "_"
             out[new_key] = _rebuild(item, redacted, counts)
@@ -282,10 +321,10 @@ def _rebuild(value: Any, redacted, counts: Counter[str]) -> Any:
     return value
 
 
-def _replace_spans(text: str, spans) -> tuple[str, Counter[str]]:
+def _replace_spans(text: str, spans) -> tuple[str, dict[str, int]]:
     """Replace spans by ``<TYPE>``; on overlap the longer (then higher-scoring) span wins."""
     if not spans:
-        return text, Counter()
+        return text, _NO_COUNTS
     ordered = sorted(spans, key=lambda s: (-(s.end - s.start), -s.score, s.start))
     chosen: list = []
     for span in ordered:
@@ -293,16 +332,16 @@ def _replace_spans(text: str, spans) -> tuple[str, Counter[str]]:
             chosen.append(span)
     chosen.sort(key=lambda s: s.start)
     parts, last = [], 0
-    counts: Counter[str] = Counter()
+    counts: dict[str, int] = {}
     for span in chosen:
         parts.append(text[last : span.start])
         parts.append(f"<{span.entity_type}>")
-        counts[span.entity_type] += 1
+        counts[span.entity_type] = counts.get(span.entity_type, 0) + 1
         last = span.end
     parts.append(text[last:])
     return "".join(parts), counts
 
 
-def counts_json(counts: Counter[str]) -> str:
+def counts_json(counts: dict[str, int]) -> str:
     """Stable JSON of per-entity counts, as stored with an event."""
     return json.dumps(dict(sorted(counts.items())))

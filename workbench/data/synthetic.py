@@ -2,7 +2,7 @@
 
 Each run is a support-desk task: the user (with a name, email, phone or street address)
 asks for an order total; the agent calls a calculator tool and answers; a reward event
-records success. About a third of the runs fail, so preference pairs exist.
+records success. About a third of the runs fail.
 """
 
 from __future__ import annotations
@@ -30,11 +30,13 @@ def _contact(rng: random.Random) -> str:
     return f"My account is {first.lower()}{rng.randrange(100)} and my key is sk-{uuid.UUID(int=rng.getrandbits(128)).hex}."
 
 
-def synthetic_run(rng: random.Random, *, index: int, start: datetime, agent_version: str = "demo-agent@1") -> list[dict[str, Any]]:
-    """The events of one run, in order."""
+def synthetic_run(
+    rng: random.Random, *, index: int, contact: str, start: datetime, agent_version: str = "demo-agent@1"
+) -> list[dict[str, Any]]:
+    """The events of one run of task ``index``, in order."""
     run_id = f"run-{uuid.UUID(int=rng.getrandbits(128)).hex[:12]}"
-    scenario = f"orders/task-{index % 20:03d}"
-    qty, price = (index % 20) % 7 + 2, (index % 20) % 5 * 3 + 4
+    scenario = f"orders/task-{index:03d}"
+    qty, price = index % 7 + 2, index % 5 * 3 + 4
     expected = qty * price
     success = rng.random() > 0.35
     answer = expected if success else expected + rng.choice([-3, 1, 5])
@@ -50,7 +52,7 @@ def synthetic_run(rng: random.Random, *, index: int, start: datetime, agent_vers
     expression = f"{qty} * {price}"
     return [
         event("environment_observation", 0, {
-            "observation": f"{_contact(rng)} How much do {qty} items at ${price} each cost in total?",
+            "observation": f"{contact} How much do {qty} items at ${price} each cost in total?",
             "instructions": "Answer the customer's question; use the calculator tool for arithmetic.",
         }),
         event("agent_action", 1, {"tool": "calculator", "arguments": {"expression": expression},
@@ -63,11 +65,20 @@ def synthetic_run(rng: random.Random, *, index: int, start: datetime, agent_vers
     ]
 
 
-def synthetic_events(runs: int, *, seed: int = 0, agent_version: str = "demo-agent@1") -> list[dict[str, Any]]:
-    """Events of ``runs`` runs (six events each), deterministic for a seed."""
+def synthetic_events(
+    runs: int, *, seed: int = 0, tasks: int = 20, agent_version: str = "demo-agent@1"
+) -> list[dict[str, Any]]:
+    """Events of ``runs`` runs (six events each) over ``tasks`` distinct tasks, deterministic for a seed.
+
+    Runs of the same task share the customer and the prompt (so preference pairs exist); pass
+    ``tasks=runs`` for all-distinct texts, as a benchmark that must not profit from caching does.
+    """
     rng = random.Random(seed)
+    contacts = [_contact(rng) for _ in range(tasks)]
     start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seed)
     events: list[dict[str, Any]] = []
     for i in range(runs):
-        events.extend(synthetic_run(rng, index=i, start=start + timedelta(minutes=i), agent_version=agent_version))
+        task = i % tasks
+        events.extend(synthetic_run(rng, index=task, contact=contacts[task], start=start + timedelta(minutes=i),
+                                    agent_version=agent_version))
     return events

@@ -8,7 +8,35 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from workbench.store.control import ControlPlane
+from workbench.store.group_commit import GroupCommitter
 from workbench.store.models import AuditRecord
+
+
+class AuditLog:
+    """Audit records from concurrent requests, committed together (each caller waits for its commit)."""
+
+    def __init__(self, cp: ControlPlane, max_pending: int = 50_000) -> None:
+        self._cp = cp
+        self._committer: GroupCommitter[AuditRecord, None] = GroupCommitter(
+            self._write, max_batch=500, max_pending=max_pending, name="audit-log"
+        )
+
+    def submit(self, *, actor: str, action: str, outcome: str, tenant_id: str | None = None,
+               target: str | None = None, detail: dict[str, Any] | None = None):
+        """Queue one record; the returned future resolves once it is durable."""
+        return self._committer.submit([
+            AuditRecord(ts=datetime.now(UTC), tenant_id=tenant_id, actor=actor, action=action,
+                        target=target[:400] if target else None, outcome=outcome, detail=detail)
+        ])
+
+    def close(self) -> None:
+        """Commit what is queued and stop."""
+        self._committer.close()
+
+    def _write(self, records: list[AuditRecord]) -> list[None]:
+        with self._cp.session() as session:
+            session.add_all(records)
+        return [None] * len(records)
 
 
 def record_audit(

@@ -43,7 +43,9 @@ async def create_key(body: KeyIn, request: Request, principal: Principal = Depen
 @router.delete("/keys/{key_id}", status_code=204)
 async def revoke_key(key_id: str, request: Request, principal: Principal = Depends(require(Permission.KEYS_MANAGE))) -> None:
     """Revoke a key of the caller's tenant."""
-    await run_in_threadpool(tenants.revoke_key, request.app.state.services.control, principal.tenant_id, key_id)
+    services = request.app.state.services
+    await run_in_threadpool(tenants.revoke_key, services.control, principal.tenant_id, key_id)
+    services.keys.forget(key_id)
 
 
 @router.get("/audit")

@@ -88,8 +88,11 @@ async def post_events(request: Request, principal: Principal = Depends(require(P
     services = request.app.state.services
     settings = services.settings
     items = _items(await _read_body(request, settings.ingest_max_bytes), settings.ingest_max_events)
-    ingestor = await run_in_threadpool(lambda: services.ingestor)
-    rejected, future = await run_in_threadpool(ingestor.submit, principal.tenant_id, items)
+    ingestor = services.ingestor if services.ingestor_ready else await run_in_threadpool(lambda: services.ingestor)
+    if len(items) <= 10:  # validating a few events is cheaper than a thread hop
+        rejected, future = ingestor.submit(principal.tenant_id, items)
+    else:
+        rejected, future = await run_in_threadpool(ingestor.submit, principal.tenant_id, items)
     results = sorted(rejected + await asyncio.wrap_future(future), key=lambda r: r.index)
     counts = {s.value: 0 for s in ItemStatus}
     for result in results:

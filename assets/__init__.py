@@ -1,0 +1,1 @@
+"""Dagster code location of the workbench: thin assets over ``workbench`` library functions."""

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make up`: the REST API and the Dagster UI (webserver + daemon) on 127.0.0.1.
+# Ctrl-C stops everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+API_PORT=${API_PORT:-8321}
+DAGSTER_PORT=${DAGSTER_PORT:-3000}
+export WORKBENCH_HOME=${WORKBENCH_HOME:-$PWD/.workbench}
+export DAGSTER_HOME="$WORKBENCH_HOME/dagster"
+export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS=""
+mkdir -p "$DAGSTER_HOME"
+[[ -f "$DAGSTER_HOME/dagster.yaml" ]] || cat > "$DAGSTER_HOME/dagster.yaml" <<'YAML'
+telemetry:
+  enabled: false
+YAML
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  # Each child leads its own process group (setsid): signal the groups, which also reach
+  # dagster's webserver, daemon and code servers. SIGINT is what both shut down cleanly on.
+  for pid in "${pids[@]}"; do kill -INT -- "-$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 20); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.5
+  done
+  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+  echo "stopped"
+}
+trap stop INT TERM EXIT
+
+setsid "$VENV/bin/workbench" serve --host 127.0.0.1 --port "$API_PORT" & pids+=($!)
+setsid "$VENV/bin/dagster" dev -w workspace.yaml -h 127.0.0.1 -p "$DAGSTER_PORT" & pids+=($!)
+
+for _ in $(seq 1 120); do
+  api=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$API_PORT/healthz" || true)
+  ui=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$DAGSTER_PORT/server_info" || true)
+  [[ "$api" == 200 && "$ui" == 200 ]] && break
+  sleep 1
+done
+cat <<MSG
+
+  REST API    http://127.0.0.1:$API_PORT   (docs at /docs, OpenAPI at /openapi.json)
+  Dagster UI  http://127.0.0.1:$DAGSTER_PORT
+  home        $WORKBENCH_HOME
+
+  Ctrl-C stops both.
+MSG
+wait
