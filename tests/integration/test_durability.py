@@ -36,9 +36,11 @@ def test_acknowledged_events_survive_kill_9(tmp_path):
     workers = [threading.Thread(target=load, args=(w,)) for w in range(4)]
     for w in workers:
         w.start()
-    deadline = threading.Event()
-    while len(acknowledged) < 400 and not deadline.wait(0.05):
-        pass
+    waited = threading.Event()
+    for _ in range(1200):  # at most a minute
+        if len(acknowledged) >= 400:
+            break
+        waited.wait(0.05)
     server.kill()
     stop.set()
     for w in workers:

@@ -85,3 +85,14 @@ def test_migrations_keep_data_across_reopen(settings, redactor):
     second = Services(settings, redactor=redactor)  # upgrade() runs again: a no-op
     assert EmbeddedClient(second, "keep").tenant_id == tenant_id
     second.close()
+
+
+def test_storage_failure_is_a_retryable_error_not_a_crash(tmp_path, redactor):
+    class BrokenLake(Lake):
+        def append_events(self, table):
+            raise OSError("disk full")
+
+    ingestor = EventIngestor(BrokenLake(str(tmp_path / "lake")), redactor)
+    with pytest.raises(OverloadedError, match="retry"):
+        ingestor.ingest("t", [{"kind": "metadata", "payload": {"x": 1}}])
+    ingestor.close()

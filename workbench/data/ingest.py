@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from workbench.data.redaction import Redactor, counts_json
 from workbench.data.schema import EventIn, EventKind, ItemResult, ItemStatus, parse_event
+from workbench.errors import OverloadedError, WorkbenchError
 from workbench.store.group_commit import GroupCommitter
 from workbench.store.lake import EVENT_SCHEMA, Lake, sql_in, sql_literal
 
@@ -92,8 +93,14 @@ class EventIngestor:
         outer: Future = Future()
 
         def _reindex(done: Future) -> None:
-            if done.exception() is not None:
-                outer.set_exception(done.exception())
+            error = done.exception()
+            if isinstance(error, WorkbenchError):
+                outer.set_exception(error)
+                return
+            if error is not None:
+                # A storage failure: nothing of this batch was acknowledged, so a retry is safe.
+                log.error("event commit failed: %s", type(error).__name__)
+                outer.set_exception(OverloadedError("the event store could not commit this batch; retry", retry_after=2))
                 return
             outer.set_result([r.model_copy(update={"index": i}) for r, i in zip(done.result(), indexes)])
 
