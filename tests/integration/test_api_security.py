@@ -105,3 +105,28 @@ def test_mutations_are_audited(live_server):
     assert "tenants create" in by_action
     for r in records:
         assert {"actor", "tenant_id", "action", "target", "outcome", "ts"} <= set(r)
+
+
+def test_every_endpoint_with_an_id_hides_other_tenants_objects(live_server, two_tenants):
+    """Walk the OpenAPI document: any path that takes an object id answers 404 for another tenant's."""
+    a, b, dataset_id = two_tenants
+    with live_server.client(a["api_key"]) as ca:
+        key_id = ca.post("/keys", json={"role": "viewer"}).json()["key_id"]
+    ids = {"dataset_id": dataset_id, "key_id": key_id}
+    spec = httpx.get(f"{live_server.url}/openapi.json").json()
+    probed = 0
+    with live_server.client(b["api_key"]) as cb:
+        for path, methods in spec["paths"].items():
+            params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
+            if not params:
+                continue
+            assert set(params) <= set(ids), f"add an object of kind {params} to this test"
+            url = path.format(**ids)
+            for method in methods:
+                body = {"consumer": "probe"} if method == "post" else None
+                response = cb.request(method.upper(), url, json=body)
+                assert response.status_code == 404, (method, path, response.status_code)
+                probed += 1
+    assert probed >= 5
+    with live_server.client(a["api_key"]) as ca:
+        assert ca.get("/whoami").status_code == 200  # A's key survived B's DELETE attempt
