@@ -1,0 +1,60 @@
+"""Eval reports: per-task outcomes in an artifact, aggregates in the control plane."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from workbench.errors import NotFoundError
+from workbench.security.tenants import new_id
+from workbench.store.models import EvalReportRecord
+
+if TYPE_CHECKING:
+    from workbench.services import Services
+
+
+def save_report(
+    services: Services, tenant_id: str, *, subject: str, suite: str, split: str, request: dict[str, Any],
+    summary: dict[str, Any], results: list[dict[str, Any]], status: str = "done",
+) -> str:
+    """Store a finished (or failed) eval report; returns its id."""
+    report_id = new_id("eval")
+    uri = services.artifacts.write_bytes(
+        f"evals/{tenant_id}/{report_id}/results.jsonl",
+        ("".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in results)).encode(),
+    )
+    now = datetime.now(UTC)
+    with services.control.session() as session:
+        session.add(EvalReportRecord(
+            id=report_id, tenant_id=tenant_id, subject=subject, suite=suite, split=split, status=status,
+            request=request, summary=summary, results_uri=uri, created_at=now, finished_at=now,
+        ))
+    return report_id
+
+
+def get_report(services: Services, tenant_id: str, report_id: str, *, with_results: bool = True) -> dict[str, Any]:
+    """A report with its aggregates and, optionally, its per-task results."""
+    with services.control.session() as session:
+        record = session.get(EvalReportRecord, report_id)
+    if record is None or record.tenant_id != tenant_id:
+        raise NotFoundError("eval report", report_id)
+    out = {"id": record.id, "subject": record.subject, "suite": record.suite, "split": record.split,
+           "status": record.status, "request": record.request, "summary": record.summary,
+           "created_at": record.created_at.isoformat()}
+    if with_results and record.results_uri:
+        key = f"evals/{tenant_id}/{report_id}/results.jsonl"
+        out["results"] = [json.loads(line) for line in services.artifacts.read_bytes(key).decode().splitlines() if line]
+    return out
+
+
+def list_reports(services: Services, tenant_id: str, subject: str | None = None) -> list[dict[str, Any]]:
+    """The tenant's reports (aggregates only), newest first."""
+    query = select(EvalReportRecord).where(EvalReportRecord.tenant_id == tenant_id)
+    if subject is not None:
+        query = query.where(EvalReportRecord.subject == subject)
+    with services.control.session() as session:
+        ids = [r.id for r in session.scalars(query.order_by(EvalReportRecord.created_at.desc()))]
+    return [get_report(services, tenant_id, i, with_results=False) for i in ids]
