@@ -216,6 +216,7 @@ class SessionTurnRecord(Base):
     reply: Mapped[str] = mapped_column(String)
     tool_calls: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     latency_ms: Mapped[float] = mapped_column(Float)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -128,6 +128,7 @@ def upgrade() -> None:
     sa.Column('reply', sa.String(), nullable=False),
     sa.Column('tool_calls', sa.JSON(), nullable=False),
     sa.Column('latency_ms', sa.Float(), nullable=False),
+    sa.Column('stats', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['session_id'], ['agent_sessions.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
