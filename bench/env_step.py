@@ -6,9 +6,9 @@
 
 Each measurement is one function returning :class:`Row`s; the actions are precomputed, so the
 figures are environment time only. Baselines are measured in the same run: a bare in-process
-call of the same tool or checker function. Targets (issue 3): text/api p50 < 5 ms and
-p99 < 50 ms in-process; browser p50 < 300 ms. An HTTP section (the same steps through
-POST /runs/{id}/step) adds its functions to ``MEASUREMENTS``.
+call of the same tool or checker function, and for the HTTP rows a GET /healthz round trip to
+the same server. Targets (issue 3): text/api p50 < 5 ms and p99 < 50 ms in-process, p50 < 20 ms
+over HTTP; browser p50 < 300 ms.
 """
 
 from __future__ import annotations
@@ -196,12 +196,47 @@ def measure_browser(n: int) -> list[Row]:
     ]
 
 
+def measure_http(n: int) -> list[Row]:
+    """The text and api tool steps through POST /runs/{id}/step of a real server, next to GET /healthz."""
+    import tempfile
+
+    import httpx
+
+    from tests.conftest import LiveServer
+
+    home = Path(tempfile.mkdtemp(prefix="bench-env-http-")) / "home"
+    home.mkdir()
+    server = LiveServer(home).start()
+    rows = []
+    try:
+        key = server.tenant("bench")["api_key"]
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+            health = _timed(lambda: client.get("/healthz"), n)
+            calc = envs.get_family("calculator").generate("test", count=1)[0]
+            inv = next(t for t in envs.get_family("inventory").generate("test", count=20) if "Restock" in t.instructions)
+            sku = sorted(inv.initial_state["items"])[0]
+            for label, task, action in (
+                ("text: tool step over HTTP", calc, {"tool": "calculator", "arguments": {"expression": calc.metadata["expression"]}}),
+                ("api: tool step over HTTP", inv, {"tool": "restock", "arguments": {"sku": sku, "qty": 1}}),
+            ):
+                scenario = client.post("/scenarios", json=_long(task, n + 10).spec()).json()
+                run = client.post("/runs", json={"scenario_id": scenario["id"]}).json()
+                for _ in range(5):
+                    client.post(f"/runs/{run['run_id']}/step", json={"action": action})
+                samples = _timed(lambda: client.post(f"/runs/{run['run_id']}/step", json={"action": action}), n)
+                rows.append(Row("http", label, samples, "GET /healthz round trip", statistics.median(health), "p50 < 20"))
+    finally:
+        server.stop()
+    return rows
+
+
 MEASUREMENTS: dict[str, Callable[[int], list[Row]]] = {
     "text": measure_text,
     "api": measure_api,
     "sandbox": measure_sandbox,
     "reset": measure_reset,
     "browser": measure_browser,
+    "http": measure_http,
 }
 
 
@@ -226,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [name for name in (args.only.split(",") if args.only else MEASUREMENTS) if name]
     rows: list[Row] = []
     for name in chosen:
-        count = n // 5 if name == "browser" else n
+        count = n // 5 if name in ("browser", "http") else n
         rows.extend(MEASUREMENTS[name](count))
     print_table(rows)
     envs.default_browser_host().close()

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from workbench.cli_envs import runs_app, scenarios_app
 from workbench.errors import WorkbenchError
 
 app = typer.Typer(help="Agent Factory Workbench.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -21,6 +22,8 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(events_app, name="events")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(scenarios_app, name="scenarios")
+app.add_typer(runs_app, name="runs")
 
 TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant name or id.")]
 
@@ -60,6 +63,12 @@ def _tenant_id(services, tenant: str) -> str:
         return get_tenant(services.control, tenant).id
     except NotFoundError:
         raise NotFoundError("tenant", tenant) from None
+
+
+def open_tenant(tenant: str):
+    """Services on WORKBENCH_HOME and the id of an existing tenant (by name or id)."""
+    services = _services()
+    return services, _tenant_id(services, tenant)
 
 
 def _audit(services, tenant_id: str | None, action: str, target: str | None) -> None:

@@ -8,6 +8,7 @@ network: SQLite, LanceDB and artifacts all live under ``WORKBENCH_HOME``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,20 @@ class Settings(BaseSettings):
         20000, ge=1, description="Events waiting for a group commit before ingest answers 503 Retry-After."
     )
     ingest_commit_max_events: int = Field(2000, ge=1, description="Most events written in one group commit.")
+
+    # serving
+    serving_engine: Literal["vllm", "transformers"] = Field(
+        "vllm",
+        description="How deployed models are served: a vLLM OpenAI server (falls back to in-process transformers "
+        "when vLLM is not installed) or in-process transformers.",
+    )
+    vllm_venv: Path | None = Field(
+        None, description="Virtual environment with vLLM; default $WORKBENCH_VLLM_VENV or ./.venv-vllm."
+    )
+
+    # environments
+    scenarios_dir: Path | None = Field(None, description="Scenario library; default is the repository's scenarios/.")
+    runs_per_tenant: int = Field(4, ge=1, description="Concurrent environment runs a tenant may hold.")
 
     @property
     def resolved_database_url(self) -> str:

@@ -33,6 +33,7 @@ class Services:
         self._lake = None
         self._redactor = redactor
         self._ingestor = None
+        self._runs = None
 
     @property
     def lake(self):
@@ -79,6 +80,16 @@ class Services:
             return self._ingestor
 
     @property
+    def runs(self):
+        """Live environment runs of this process (see workbench.envs.service.RunManager)."""
+        with self._lock:
+            if self._runs is None:
+                from workbench.envs.service import RunManager
+
+                self._runs = RunManager(self, self.settings.runs_per_tenant)
+            return self._runs
+
+    @property
     def ingestor_ready(self) -> bool:
         """Whether the ingestor (and its redactor) are loaded already."""
         return self._ingestor is not None
@@ -97,7 +108,9 @@ class Services:
         return report
 
     def close(self) -> None:
-        """Flush pending events and release connections."""
+        """End live runs, flush pending events and release connections."""
+        if self._runs is not None:
+            self._runs.close()
         if self._ingestor is not None:
             self._ingestor.close()
             self._ingestor = None

@@ -20,6 +20,8 @@ def two_tenants(live_server):
         ca.post("/events", json={"kind": "agent_action", "run_id": "iso-run", "step": 1, "tags": ["iso"],
                                  "payload": {"answer": "ok"}})
         ds = ca.post("/datasets/create", json={"name": "a-only", "kind": "sft", "filters": {"tags": ["iso"]}}).json()
+        run = ca.post("/runs", json={"scenario_id": "hello"}).json()
+    a["run_id"], a["scenario_id"] = run["run_id"], run["scenario_id"]
     return a, b, ds["id"]
 
 
@@ -112,7 +114,7 @@ def test_every_endpoint_with_an_id_hides_other_tenants_objects(live_server, two_
     a, b, dataset_id = two_tenants
     with live_server.client(a["api_key"]) as ca:
         key_id = ca.post("/keys", json={"role": "viewer"}).json()["key_id"]
-    ids = {"dataset_id": dataset_id, "key_id": key_id}
+    ids = {"dataset_id": dataset_id, "key_id": key_id, "run_id": a["run_id"], "scenario_id": a["scenario_id"]}
     spec = httpx.get(f"{live_server.url}/openapi.json").json()
     probed = 0
     with live_server.client(b["api_key"]) as cb:
@@ -123,7 +125,7 @@ def test_every_endpoint_with_an_id_hides_other_tenants_objects(live_server, two_
             assert set(params) <= set(ids), f"add an object of kind {params} to this test"
             url = path.format(**ids)
             for method in methods:
-                body = {"consumer": "probe"} if method == "post" else None
+                body = {"consumer": "probe", "action": {"answer": "x"}} if method == "post" else None
                 response = cb.request(method.upper(), url, json=body)
                 assert response.status_code == 404, (method, path, response.status_code)
                 probed += 1

@@ -107,8 +107,12 @@ def to_messages(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if role == "assistant":
                 last_assistant_step[step] = msg
         elif kind == "environment_observation":
-            observation = payload.get("observation", payload.get("text", payload))
-            messages.append(_message("user", _text(observation)))
+            observation = _text(payload.get("observation", payload.get("text", payload)))
+            if payload.get("step_kind") == "answer":
+                continue  # the environment's verdict after the final answer is not a turn to learn from
+            if messages and messages[-1]["role"] == "tool" and observation.startswith(messages[-1]["content"]):
+                continue  # environments repeat the tool result as the observation: one turn is enough
+            messages.append(_message("user", observation))
         elif kind == "agent_action":
             msg = _message("assistant", _text(payload["text"]) if "text" in payload else "")
             if "tool" in payload:

@@ -11,7 +11,7 @@ split appears in train, in any phrasing.
 
 Run it::
 
-    python -m workbench.envs run scenarios/calculator.yaml --split test --policy oracle
+    workbench scenarios run scenarios/calculator.yaml --split test --policy oracle
 """
 
 from __future__ import annotations

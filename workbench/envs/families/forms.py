@@ -11,7 +11,7 @@ run as soon as something is submitted (check_on: step).
 
 Run it (needs /usr/bin/chromium)::
 
-    python -m workbench.envs run scenarios/forms.yaml --split test --policy oracle
+    workbench scenarios run scenarios/forms.yaml --split test --policy oracle
 """
 
 from __future__ import annotations

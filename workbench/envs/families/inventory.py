@@ -12,7 +12,7 @@ Tools: ``list_items``, ``get_item {sku}``, ``restock {sku, qty}``, ``set_price {
 
 Run it::
 
-    python -m workbench.envs run scenarios/inventory.yaml --split test --policy oracle
+    workbench scenarios run scenarios/inventory.yaml --split test --policy oracle
 """
 
 from __future__ import annotations
