@@ -7,6 +7,8 @@ import uuid
 import httpx
 import pytest
 
+from tests.plugins_fixtures import toolbox_spec
+
 pytestmark = pytest.mark.integration
 
 
@@ -21,7 +23,8 @@ def two_tenants(live_server):
                                  "payload": {"answer": "ok"}})
         ds = ca.post("/datasets/create", json={"name": "a-only", "kind": "sft", "filters": {"tags": ["iso"]}}).json()
         run = ca.post("/runs", json={"scenario_id": "hello"}).json()
-    a["run_id"], a["scenario_id"] = run["run_id"], run["scenario_id"]
+        plugin = ca.post("/plugins", json=toolbox_spec(f"iso-{uuid.uuid4().hex[:6]}")).json()
+    a["run_id"], a["scenario_id"], a["plugin"] = run["run_id"], run["scenario_id"], plugin["name"]
     return a, b, ds["id"]
 
 
@@ -114,7 +117,8 @@ def test_every_endpoint_with_an_id_hides_other_tenants_objects(live_server, two_
     a, b, dataset_id = two_tenants
     with live_server.client(a["api_key"]) as ca:
         key_id = ca.post("/keys", json={"role": "viewer"}).json()["key_id"]
-    ids = {"dataset_id": dataset_id, "key_id": key_id, "run_id": a["run_id"], "scenario_id": a["scenario_id"]}
+    ids = {"dataset_id": dataset_id, "key_id": key_id, "run_id": a["run_id"], "scenario_id": a["scenario_id"],
+           "name": a["plugin"]}
     spec = httpx.get(f"{live_server.url}/openapi.json").json()
     probed = 0
     with live_server.client(b["api_key"]) as cb:

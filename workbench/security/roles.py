@@ -19,6 +19,7 @@ class Permission(StrEnum):
     EVAL_WRITE = "eval:write"
     MODELS_PROMOTE = "models:promote"
     AGENTS_WRITE = "agents:write"
+    PLUGINS_WRITE = "plugins:write"
     SESSIONS_USE = "sessions:use"
     COMPUTE_WRITE = "compute:write"
     READ = "read"
