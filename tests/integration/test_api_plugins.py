@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.plugins_fixtures import toolbox_spec
+from tests.api_fixtures import toolbox_spec
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ def test_family_yaml_names_generator_and_command(name):
     spec = envs.load_family(SCENARIOS / f"{name}.yaml")
     assert spec.family == name
     assert spec.generator and spec.resolve() is envs.get_family(name)
-    assert spec.command.startswith("python -m workbench.envs run scenarios/")
+    assert spec.command.startswith("workbench scenarios run scenarios/")
     family = spec.resolve()
     assert "What it tests" in family.description and "Run it" in family.description
 

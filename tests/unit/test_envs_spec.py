@@ -186,7 +186,7 @@ def test_load_library_lists_scenarios_families_and_invalid_files(tmp_path):
     assert entries["hello"].kind == "scenario" and entries["hello"].version
     assert entries["calculator"].kind == "family"
     assert entries["calculator"].counts == {"train": 200, "test": 60}
-    assert "python -m workbench.envs run" in entries["calculator"].command
+    assert "workbench scenarios run" in entries["calculator"].command
     assert entries["broken"].kind == "invalid"
     assert entries["broken"].errors[0]["field"] == "limits.max_steps"
 
