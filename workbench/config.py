@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     scenarios_dir: Path | None = Field(None, description="Scenario library; default is the repository's scenarios/.")
     runs_per_tenant: int = Field(4, ge=1, description="Concurrent environment runs a tenant may hold.")
 
+    # compute prices (for cost figures of training jobs, evals and compute usage)
+    cpu_price_per_second: float = Field(0.0000134, ge=0, description="Price of one CPU-second (≈ $0.048 per core-hour).")
+    gpu_price_per_second: float = Field(0.00111, ge=0, description="Price of one GPU-second (≈ $4 per GPU-hour).")
+
     @property
     def resolved_database_url(self) -> str:
         """The control-plane URL: the configured one, or the SQLite file under home."""

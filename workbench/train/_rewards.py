@@ -412,34 +412,33 @@ class JudgeReward:
             return [None] * len(conversations)
         return [t if isinstance(t, str) else None for t in texts]
 
-    def score_texts(self, prompts: Sequence[Any], completions: Sequence[str]) -> list[float]:
-        """Scores of plain-text completions (one per prompt)."""
-        scores: list[float] = []
-        replies_seen: list[str] = []
+    def judge_texts(self, prompts: Sequence[Any], completions: Sequence[str]) -> list[tuple[float | None, str | None]]:
+        """(score or None if unreadable or failed, the judge's reply or None on engine failure) per completion."""
+        out: list[tuple[float | None, str | None]] = []
         failures = errors = 0
         for start in range(0, len(prompts), self.batch_size):
             chunk = list(zip(prompts[start : start + self.batch_size], completions[start : start + self.batch_size], strict=True))
-            replies = self._ask([self.judge_messages(p, c) for p, c in chunk])
-            for reply in replies:
+            for reply in self._ask([self.judge_messages(p, c) for p, c in chunk]):
                 if reply is None:
                     errors += 1
-                    scores.append(self.fallback_score)
+                    out.append((None, None))
                     continue
-                replies_seen.append(reply)
                 value = parse_judge_score(reply, self.min_score, self.max_score)
                 if value is None:
                     failures += 1
-                    scores.append(self.fallback_score)
                 elif self.normalize:
-                    scores.append((value - self.min_score) / (self.max_score - self.min_score))
-                else:
-                    scores.append(value)
+                    value = (value - self.min_score) / (self.max_score - self.min_score)
+                out.append((value, reply))
         with self._lock:
             self.calls += len(prompts)
             self.parse_failures += failures
             self.engine_errors += errors
-            self.last_replies = replies_seen[-16:]
-        return scores
+            self.last_replies = [r for _, r in out if r is not None][-16:]
+        return out
+
+    def score_texts(self, prompts: Sequence[Any], completions: Sequence[str]) -> list[float]:
+        """Scores of plain-text completions (one per prompt); unreadable ones score ``fallback_score``."""
+        return [self.fallback_score if score is None else score for score, _ in self.judge_texts(prompts, completions)]
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
         before = self.parse_failures + self.engine_errors
