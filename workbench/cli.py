@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from workbench.cli_envs import runs_app, scenarios_app
+from workbench.cli_runtime import agents_app, models_app, rollout
 from workbench.errors import WorkbenchError
 
 app = typer.Typer(help="Agent Factory Workbench.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -24,6 +25,9 @@ app.add_typer(events_app, name="events")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(scenarios_app, name="scenarios")
 app.add_typer(runs_app, name="runs")
+app.add_typer(models_app, name="models")
+app.add_typer(agents_app, name="agents")
+app.command("rollout")(rollout)
 
 TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant name or id.")]
 
@@ -94,6 +98,9 @@ def serve(
     try:
         uvicorn.run(create_app(services), host=host, port=port, log_config=None, access_log=False, log_level=log_level)
     finally:
+        from workbench.runtime import serving
+
+        serving.close()
         services.close()
 
 

@@ -24,6 +24,9 @@ def two_tenants(live_server):
         ds = ca.post("/datasets/create", json={"name": "a-only", "kind": "sft", "filters": {"tags": ["iso"]}}).json()
         run = ca.post("/runs", json={"scenario_id": "hello"}).json()
         plugin = ca.post("/plugins", json=toolbox_spec(f"iso-{uuid.uuid4().hex[:6]}")).json()
+        agent = ca.post("/agents", json={"name": "iso-agent", "engine": {"kind": "scripted", "replies": ["hi"]}}).json()
+        session = ca.post(f"/agents/{agent['id']}/sessions").json()
+    a["agent_id"], a["session_id"] = agent["id"], session["session_id"]
     a["run_id"], a["scenario_id"], a["plugin"] = run["run_id"], run["scenario_id"], plugin["name"]
     a["model_id"] = seed_models(live_server.home, a["tenant_id"])[0]
     return a, b, ds["id"]
@@ -119,7 +122,8 @@ def test_every_endpoint_with_an_id_hides_other_tenants_objects(live_server, two_
     with live_server.client(a["api_key"]) as ca:
         key_id = ca.post("/keys", json={"role": "viewer"}).json()["key_id"]
     ids = {"dataset_id": dataset_id, "key_id": key_id, "run_id": a["run_id"], "scenario_id": a["scenario_id"],
-           "name": a["plugin"], "model_id": a["model_id"]}
+           "name": a["plugin"], "model_id": a["model_id"], "agent_id": a["agent_id"], "session_id": a["session_id"],
+           "deployment_id": "dep_probe", "report_id": "eval_probe", "job_id": "job_probe"}
     spec = httpx.get(f"{live_server.url}/openapi.json").json()
     probed = 0
     with live_server.client(b["api_key"]) as cb:
@@ -130,8 +134,8 @@ def test_every_endpoint_with_an_id_hides_other_tenants_objects(live_server, two_
             assert set(params) <= set(ids), f"add an object of kind {params} to this test"
             url = path.format(**ids)
             for method in methods:
-                body = {"consumer": "probe", "action": {"answer": "x"}, "checkpoint_id": "x", "stage": "staging"} \
-                    if method == "post" else None
+                body = {"consumer": "probe", "action": {"answer": "x"}, "checkpoint_id": "x", "stage": "staging",
+                        "message": "hi"} if method == "post" else None
                 response = cb.request(method.upper(), url, json=body)
                 assert response.status_code == 404, (method, path, response.status_code)
                 probed += 1

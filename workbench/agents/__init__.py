@@ -69,6 +69,7 @@ from workbench.agents._types import (
     ToolResult,
     ToolSpec,
 )
+from workbench.agents.rollouts import RolloutEpisode, RolloutReport, load_tasks, run_rollouts
 from workbench.agents._vllm_server import (
     VLLMServer,
     VLLMServerConfig,
@@ -127,6 +128,10 @@ __all__ = [
     "read_base_model",
     "register_engine",
     "render_tools_prompt",
+    "RolloutEpisode",
+    "RolloutReport",
+    "load_tasks",
+    "run_rollouts",
     "run_agent_loop",
     "run_agent_loops",
     "to_prompt_messages",

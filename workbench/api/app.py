@@ -20,7 +20,7 @@ _MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 def create_app(services: Services) -> FastAPI:
     """Build the REST API over one ``Services``."""
-    from workbench.api.routers import admin, data, environment, health, models, plugins
+    from workbench.api.routers import admin, data, environment, evals, health, models, plugins, runtime
 
     app = FastAPI(
         title="Agent Factory Workbench",
@@ -86,6 +86,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(environment.router)
     app.include_router(plugins.router)
     app.include_router(models.router)
+    app.include_router(evals.router)
+    app.include_router(runtime.router)
     app.include_router(admin.router)
     return app
 
