@@ -58,6 +58,9 @@ class RolloutEpisode(BaseModel):
     parse_errors: int
     end_reason: str = Field(description="Why the agent loop stopped: answer, max_steps, timeout, engine_error.")
     answer: str | None = None
+    score: float | None = Field(None, description="The environment's score of the run, when it finished.")
+    outputs: list[str] = Field(default_factory=list, description="The model's raw text of every assistant turn.")
+    out_of_scope_calls: int = Field(0, description="Calls to tools the environment does not offer.")
     elapsed_s: float
 
 
@@ -230,7 +233,13 @@ def run_rollouts(
                     task=episode.task, attempt=episode.attempt, run_id=result.run_id, status=result.status,
                     success=bool(result.success), reason=result.reason, steps=transcript.steps,
                     tool_calls=len(transcript.tool_calls), parse_errors=transcript.parse_errors,
-                    end_reason=transcript.end_reason, answer=transcript.answer, elapsed_s=round(transcript.elapsed_s, 3),
+                    end_reason=transcript.end_reason, answer=transcript.answer, score=result.score,
+                    outputs=[turn.completion.text for turn in transcript.turns],
+                    out_of_scope_calls=sum(
+                        1 for turn in transcript.turns
+                        if turn.parsed.kind == "parse_error" and (turn.parsed.error or "").startswith("unknown tool")
+                    ),
+                    elapsed_s=round(transcript.elapsed_s, 3),
                 ))
                 batch_events.extend(episode.events)
         finally:

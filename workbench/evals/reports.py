@@ -16,22 +16,37 @@ if TYPE_CHECKING:
     from workbench.services import Services
 
 
-def save_report(
-    services: Services, tenant_id: str, *, subject: str, suite: str, split: str, request: dict[str, Any],
-    summary: dict[str, Any], results: list[dict[str, Any]], status: str = "done",
-) -> str:
-    """Store a finished (or failed) eval report; returns its id."""
+def create_report(services: Services, tenant_id: str, *, subject: str, suite: str, split: str,
+                  request: dict[str, Any]) -> str:
+    """Open a report in status ``running``; returns its id."""
     report_id = new_id("eval")
+    with services.control.session() as session:
+        session.add(EvalReportRecord(
+            id=report_id, tenant_id=tenant_id, subject=subject, suite=suite, split=split, status="running",
+            request=request, summary={}, results_uri=None, created_at=datetime.now(UTC), finished_at=None,
+        ))
+    return report_id
+
+
+def complete_report(services: Services, tenant_id: str, report_id: str, *, summary: dict[str, Any],
+                    results: list[dict[str, Any]], status: str = "done") -> None:
+    """Store the per-attempt results and the aggregates, and close the report (done or failed)."""
     uri = services.artifacts.write_bytes(
         f"evals/{tenant_id}/{report_id}/results.jsonl",
         ("".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in results)).encode(),
     )
-    now = datetime.now(UTC)
     with services.control.session() as session:
-        session.add(EvalReportRecord(
-            id=report_id, tenant_id=tenant_id, subject=subject, suite=suite, split=split, status=status,
-            request=request, summary=summary, results_uri=uri, created_at=now, finished_at=now,
-        ))
+        record = session.get(EvalReportRecord, report_id)
+        record.status, record.summary, record.results_uri, record.finished_at = status, summary, uri, datetime.now(UTC)
+
+
+def save_report(
+    services: Services, tenant_id: str, *, subject: str, suite: str, split: str, request: dict[str, Any],
+    summary: dict[str, Any], results: list[dict[str, Any]], status: str = "done",
+) -> str:
+    """Store a finished report in one go (for results computed elsewhere); returns its id."""
+    report_id = create_report(services, tenant_id, subject=subject, suite=suite, split=split, request=request)
+    complete_report(services, tenant_id, report_id, summary=summary, results=results, status=status)
     return report_id
 
 
