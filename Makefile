@@ -11,9 +11,11 @@ setup:
 	@bash infra/install.sh
 
 demo: setup
+	$(VENV)/bin/workbench models pull-base
 	$(VENV)/bin/workbench demo
 
 test: setup
+	$(VENV)/bin/workbench models pull-base
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 up: setup

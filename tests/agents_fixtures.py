@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import json
 import operator
-import os
 from pathlib import Path
 
 import pytest
@@ -63,18 +62,6 @@ def calculator(call: ToolCall) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value)
-
-
-@pytest.fixture(scope="session")
-def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The converted base model, once per session: in $WORKBENCH_HOME/models if set, else a temp dir."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from workbench.agents import pull_base
-
-    home = os.environ.get("WORKBENCH_HOME")
-    models = Path(home) / "models" if home else tmp_path_factory.mktemp("models")
-    return pull_base(models).path
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,26 @@ def redactor():
     return Redactor()
 
 
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """Where the base model is converted, once per session: $WORKBENCH_TEST_MODELS, else
+    $WORKBENCH_HOME/models (what `make test` fills with `workbench models pull-base`), else a temp dir."""
+    from workbench.agents import pull_base
+
+    configured, home = os.environ.get("WORKBENCH_TEST_MODELS"), os.environ.get("WORKBENCH_HOME")
+    directory = Path(configured) if configured else Path(home) / "models" if home else tmp_path_factory.mktemp("models")
+    pull_base(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def base_model_dir(models_dir: Path) -> Path:
+    """The converted SmolLM2-135M-Instruct checkpoint directory."""
+    from workbench.agents import base_model_dir as located
+
+    return located(models_dir)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings on a fresh WORKBENCH_HOME."""

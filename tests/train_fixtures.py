@@ -6,7 +6,6 @@ Test modules import what they use from here; pytest picks up fixtures imported i
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +66,9 @@ def prompt_rows() -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def train_base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The converted base model, once per session: in $WORKBENCH_TEST_MODELS if set, else a temp dir."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from workbench.agents import pull_base
-
-    location = os.environ.get("WORKBENCH_TEST_MODELS")
-    models = Path(location) if location else tmp_path_factory.mktemp("train-models")
-    return pull_base(models).path
+def train_base_model(base_model_dir: Path) -> Path:
+    """The session's converted base model (see tests/conftest.py)."""
+    return base_model_dir
 
 
 class Recorder:

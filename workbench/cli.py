@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import typer
 
 from workbench.cli_envs import runs_app, scenarios_app
 from workbench.cli_runtime import agents_app, models_app, rollout
-from workbench.errors import WorkbenchError
+from workbench._cli_support import fail_cleanly, print_json, resolve_tenant
 
 app = typer.Typer(help="Agent Factory Workbench.", no_args_is_help=True, pretty_exceptions_enable=False)
 tenants_app = typer.Typer(help="Tenants (each with its own data, keys and audit log).", no_args_is_help=True)
@@ -36,43 +35,6 @@ def _services():
     from workbench.services import Services
 
     return Services()
-
-
-def _fail_cleanly(fn):
-    """Turn workbench errors into a one-line message and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except WorkbenchError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-def _print_json(data) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
-
-
-def _tenant_id(services, tenant: str) -> str:
-    from workbench.errors import NotFoundError
-    from workbench.security.tenants import find_tenant, get_tenant
-
-    found = find_tenant(services.control, tenant)
-    if found is not None:
-        return found.id
-    try:
-        return get_tenant(services.control, tenant).id
-    except NotFoundError:
-        raise NotFoundError("tenant", tenant) from None
-
-
-def open_tenant(tenant: str):
-    """Services on WORKBENCH_HOME and the id of an existing tenant (by name or id)."""
-    services = _services()
-    return services, _tenant_id(services, tenant)
 
 
 def _audit(services, tenant_id: str | None, action: str, target: str | None) -> None:
@@ -105,7 +67,7 @@ def serve(
 
 
 @tenants_app.command("create")
-@_fail_cleanly
+@fail_cleanly
 def tenants_create(name: str) -> None:
     """Create a tenant; prints {"tenant_id", "api_key"} (an admin key, shown once)."""
     from workbench.security.tenants import create_tenant
@@ -113,7 +75,7 @@ def tenants_create(name: str) -> None:
     services = _services()
     tenant, key = create_tenant(services.control, name)
     _audit(services, tenant.id, "tenants create", f"tenant:{tenant.id}")
-    _print_json({"tenant_id": tenant.id, "name": tenant.name, "api_key": key})
+    print_json({"tenant_id": tenant.id, "name": tenant.name, "api_key": key})
 
 
 @tenants_app.command("list")
@@ -121,11 +83,11 @@ def tenants_list() -> None:
     """List tenants."""
     from workbench.security.tenants import list_tenants
 
-    _print_json([{"tenant_id": t.id, "name": t.name, "created_at": t.created_at} for t in list_tenants(_services().control)])
+    print_json([{"tenant_id": t.id, "name": t.name, "created_at": t.created_at} for t in list_tenants(_services().control)])
 
 
 @keys_app.command("create")
-@_fail_cleanly
+@fail_cleanly
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant id (or name).")],
     role: Annotated[str, typer.Option(help="admin | researcher | operator | labeler | viewer")],
@@ -135,14 +97,14 @@ def keys_create(
     from workbench.security.tenants import create_key
 
     services = _services()
-    tenant_id = _tenant_id(services, tenant)
+    tenant_id = resolve_tenant(services, tenant)
     record, key = create_key(services.control, tenant_id, role, name)
     _audit(services, tenant_id, "keys create", f"key:{record.id}")
-    _print_json({"api_key": key, "key_id": record.id, "tenant_id": tenant_id, "role": record.role})
+    print_json({"api_key": key, "key_id": record.id, "tenant_id": tenant_id, "role": record.role})
 
 
 @events_app.command("load")
-@_fail_cleanly
+@fail_cleanly
 def events_load(path: Path, tenant: TenantOpt = "default") -> None:
     """Ingest events from a JSON-lines file; prints counts per status."""
     from collections import Counter
@@ -153,11 +115,11 @@ def events_load(path: Path, tenant: TenantOpt = "default") -> None:
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     results = client.events.log(lines)
     client.close()
-    _print_json(dict(Counter(r.status.value for r in results)))
+    print_json(dict(Counter(r.status.value for r in results)))
 
 
 @datasets_app.command("create")
-@_fail_cleanly
+@fail_cleanly
 def datasets_create(
     name: str,
     kind: Annotated[str, typer.Option(help="sft | preference | rl_prompts | trajectories")],
@@ -170,7 +132,7 @@ def datasets_create(
 
     client = EmbeddedClient(_services(), tenant)
     dataset = client.datasets.create(name, kind, json.loads(filters), output_format)
-    _print_json(dataset.info.model_dump(mode="json", by_alias=True))
+    print_json(dataset.info.model_dump(mode="json", by_alias=True))
 
 
 @datasets_app.command("list")
@@ -179,18 +141,18 @@ def datasets_list(tenant: TenantOpt = "default") -> None:
     from workbench.client import EmbeddedClient
 
     client = EmbeddedClient(_services(), tenant)
-    _print_json([{"id": d.id, "name": d.name, "version": d.version, "kind": d.kind, "rows": d.rows}
+    print_json([{"id": d.id, "name": d.name, "version": d.version, "kind": d.kind, "rows": d.rows}
                  for d in client.datasets.list()])
 
 
 @datasets_app.command("show")
-@_fail_cleanly
+@fail_cleanly
 def datasets_show(dataset_id: str, tenant: TenantOpt = "default") -> None:
     """Show a dataset version with its lineage."""
     from workbench.client import EmbeddedClient
 
     client = EmbeddedClient(_services(), tenant)
-    _print_json(client.datasets.lineage(dataset_id) | {"info": client.datasets.get(dataset_id).info.model_dump(mode="json", by_alias=True)})
+    print_json(client.datasets.lineage(dataset_id) | {"info": client.datasets.get(dataset_id).info.model_dump(mode="json", by_alias=True)})
 
 
 @app.command()
@@ -200,7 +162,7 @@ def maintenance(
     """Compact the event lake, refresh indexes, drop old versions, purge expired audit records."""
     from datetime import timedelta
 
-    _print_json(_services().maintain(timedelta(hours=cleanup_hours)))
+    print_json(_services().maintain(timedelta(hours=cleanup_hours)))
 
 
 @app.command()

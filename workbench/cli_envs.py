@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from workbench._cli_support import open_services, resolve_tenant
+
 scenarios_app = typer.Typer(help="The scenario library: list, show, validate and run scenarios.", no_args_is_help=True)
 runs_app = typer.Typer(help="Environment runs: list and replay.", no_args_is_help=True)
 
@@ -108,24 +110,18 @@ def scenarios_run(
 @runs_app.command("list")
 def runs_list(tenant: Annotated[str, typer.Option(help="Tenant name or id.")] = "default", limit: int = 20) -> None:
     """The tenant's recent runs."""
-    from workbench.cli import open_tenant
     from workbench.envs.service import list_runs
 
-    services, tenant_id = open_tenant(tenant)
-    for run in list_runs(services, tenant_id, limit):
-        typer.echo(f"{run.id}  {run.status:<8} steps={run.steps:<3} {run.scenario_id}  {run.reason or ''}")
+    with open_services() as services:
+        for run in list_runs(services, resolve_tenant(services, tenant), limit):
+            typer.echo(f"{run.id}  {run.status:<8} steps={run.steps:<3} {run.scenario_id}  {run.reason or ''}")
 
 
 @runs_app.command("replay")
 def runs_replay(run_id: str, tenant: Annotated[str, typer.Option(help="Tenant name or id.")] = "default") -> None:
     """Re-execute a recorded run and compare every observation; exit 1 if it diverges."""
-    from workbench.cli import open_tenant
-
-    services, tenant_id = open_tenant(tenant)
-    try:
-        result = services.runs.replay(tenant_id, run_id)
-    finally:
-        services.close()
+    with open_services() as services:
+        result = services.runs.replay(resolve_tenant(services, tenant), run_id)
     typer.echo(json.dumps(result, indent=2, default=str))
     if not result["identical"]:
         raise typer.Exit(1)

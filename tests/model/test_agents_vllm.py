@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from agents_fixtures import CALCULATOR, base_model_dir, calculator, transformers_engine, write_lora_adapter  # noqa: F401
+from agents_fixtures import CALCULATOR, calculator, transformers_engine, write_lora_adapter  # noqa: F401
 
 from workbench.agents import (
     ChatRequest,

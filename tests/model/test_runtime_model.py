@@ -30,17 +30,6 @@ EXAMPLES = {"calculator": [
 ]}
 
 
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from workbench.agents import pull_base
-
-    configured = os.environ.get("WORKBENCH_TEST_MODELS")
-    home = os.environ.get("WORKBENCH_HOME")
-    directory = Path(configured) if configured else Path(home) / "models" if home else tmp_path_factory.mktemp("models")
-    pull_base(directory)
-    return directory
-
-
 def open_services(home: Path, redactor, **settings):
     from workbench.services import Services
 
