@@ -12,6 +12,7 @@ def _e(kind, step, payload, **extra):
 
 def _run(answer_ok: bool, key: str):
     return [
+        _e("metadata", 0, {"event": "run_started", "tools": [{"type": "function", "function": {"name": "calculator"}}]}),
         _e("environment_observation", 0, {"observation": "What is 6*7?", "step_kind": "reset"}),
         _e("agent_action", 1, {"tool": "calculator", "arguments": {"expression": "6*7"}, "text": '{"tool": "calculator"}'}),
         _e("tool_call", 1, {"name": "calculator", "arguments": {"expression": "6*7"}, "id": "c1"}),
@@ -42,11 +43,12 @@ def test_new_information_in_an_observation_stays_a_user_turn():
 def test_rows_of_every_kind():
     good = RunEvents("r1", _run(True, "r1"), success=True, reward=1.0, meta={"scenario_id": "s", "run_id": "r1"})
     bad = RunEvents("r2", _run(False, "r2"), success=False, reward=0.0, meta={"scenario_id": "s", "run_id": "r2"})
-    assert len(sft_rows([good, bad])) == 2
+    rows = sft_rows([good, bad])
+    assert len(rows) == 2 and json.loads(rows[0]["tools"])[0]["function"]["name"] == "calculator"
     (pair,) = preference_rows([good, bad])
     assert pair["chosen_run_id"] == "r1" and pair["rejected_run_id"] == "r2"
     assert [m["role"] for m in pair["prompt"]] == ["user"] and pair["chosen"][-1]["content"] == "42"
     (prompt,) = rl_prompt_rows([good, bad])
     assert prompt["run_ids"] == ["r1", "r2"]
     traj = trajectory_rows([good])[0]
-    assert traj["num_steps"] == 3 and traj["success"] is True and len(traj["steps"]) == 8
+    assert traj["num_steps"] == 3 and traj["success"] is True and len(traj["steps"]) == 9

@@ -42,16 +42,17 @@ STEP_TYPE = pa.struct(
 
 SCHEMAS: dict[str, pa.Schema] = {
     "sft": pa.schema(
-        [("messages", MESSAGES), ("run_id", pa.string()), ("scenario_id", pa.string()),
+        [("messages", MESSAGES), ("tools", pa.string()), ("run_id", pa.string()), ("scenario_id", pa.string()),
          ("agent_version", pa.string()), ("success", pa.bool_()), ("reward", pa.float64())]
     ),
     "preference": pa.schema(
-        [("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES), ("scenario_id", pa.string()),
+        [("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES), ("tools", pa.string()), ("scenario_id", pa.string()),
          ("chosen_run_id", pa.string()), ("rejected_run_id", pa.string()),
          ("chosen_reward", pa.float64()), ("rejected_reward", pa.float64())]
     ),
     "rl_prompts": pa.schema(
-        [("prompt", MESSAGES), ("scenario_id", pa.string()), ("env_id", pa.string()), ("run_ids", pa.list_(pa.string()))]
+        [("prompt", MESSAGES), ("tools", pa.string()), ("scenario_id", pa.string()), ("env_id", pa.string()),
+         ("run_ids", pa.list_(pa.string()))]
     ),
     "trajectories": pa.schema(
         [("run_id", pa.string()), ("session_id", pa.string()), ("scenario_id", pa.string()), ("env_id", pa.string()),
@@ -139,6 +140,19 @@ def to_messages(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return messages
 
 
+def tools_of(events: list[dict[str, Any]]) -> str | None:
+    """The tools the agent was offered (JSON of OpenAI-format schemas), from the run's metadata event.
+
+    Training renders them into the prompt exactly as the engines do at inference.
+    """
+    for event in events:
+        if event["kind"] == "metadata":
+            payload = json.loads(event["payload"]) if isinstance(event["payload"], str) else event["payload"]
+            if payload.get("tools"):
+                return json.dumps(payload["tools"], sort_keys=True)
+    return None
+
+
 def split_prompt(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(prompt, completion): everything before the first assistant turn, and the rest."""
     for i, msg in enumerate(messages):
@@ -159,7 +173,8 @@ def sft_rows(runs: list[RunEvents]) -> list[dict[str, Any]]:
         messages = to_messages(run.events)
         if any(m["role"] == "assistant" for m in messages):
             rows.append(
-                {"messages": messages, "run_id": run.key, "scenario_id": run.meta.get("scenario_id"),
+                {"messages": messages, "tools": tools_of(run.events), "run_id": run.key,
+                 "scenario_id": run.meta.get("scenario_id"),
                  "agent_version": run.meta.get("agent_version"), "success": run.success, "reward": run.reward}
             )
     return rows
@@ -183,7 +198,7 @@ def preference_rows(runs: list[RunEvents], max_pairs_per_prompt: int = 4) -> lis
                 b, w = better[0], worse[0]
                 if (bool(b.success), b.reward or 0.0) > (bool(w.success), w.reward or 0.0):
                     rows.append(
-                        {"prompt": better[1], "chosen": better[2], "rejected": worse[2],
+                        {"prompt": better[1], "chosen": better[2], "rejected": worse[2], "tools": tools_of(b.events),
                          "scenario_id": b.meta.get("scenario_id"), "chosen_run_id": b.key, "rejected_run_id": w.key,
                          "chosen_reward": b.reward, "rejected_reward": w.reward}
                     )
@@ -200,7 +215,8 @@ def rl_prompt_rows(runs: list[RunEvents]) -> list[dict[str, Any]]:
             continue
         key = _prompt_key(run.meta.get("scenario_id"), prompt)
         row = by_key.setdefault(
-            key, {"prompt": prompt, "scenario_id": run.meta.get("scenario_id"), "env_id": run.meta.get("env_id"), "run_ids": []}
+            key, {"prompt": prompt, "tools": tools_of(run.events), "scenario_id": run.meta.get("scenario_id"),
+                  "env_id": run.meta.get("env_id"), "run_ids": []}
         )
         row["run_ids"].append(run.key)
     return list(by_key.values())

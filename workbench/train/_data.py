@@ -154,10 +154,24 @@ def _require(row: Mapping[str, Any], key: str, i: int, algorithm: str, field: st
     return row[key]
 
 
-def _normalize(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+def _tool_specs(row: Mapping[str, Any], at: str) -> list[Any]:
+    """The row's ``tools`` (OpenAI-format schemas, as a list or its JSON) as ToolSpecs."""
+    from workbench.agents import ToolSpec
+
+    tools = row.get("tools")
+    if tools is None:
+        return []
+    try:
+        schemas = json.loads(tools) if isinstance(tools, str) else list(tools)
+        return [ToolSpec.from_openai(schema) for schema in schemas]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValidationFailed(f"{at}.tools", f"not a list of tool schemas: {exc}") from None
+
+
+def _normalize(messages: list[dict[str, Any]], tools: Sequence[Any] = ()) -> list[dict[str, str]]:
     from workbench.agents import to_prompt_messages
 
-    return [{"role": m["role"], "content": m["content"]} for m in to_prompt_messages(messages)]
+    return [{"role": m["role"], "content": m["content"]} for m in to_prompt_messages(messages, tools)]
 
 
 def validate_dataset(algorithm: str, source: Any, *, field: str = "dataset") -> list[dict[str, Any]]:
@@ -180,7 +194,7 @@ def validate_dataset(algorithm: str, source: Any, *, field: str = "dataset") -> 
         if kind == "sft":
             messages = _require(row, "messages", i, algorithm, field)
             _check_messages(messages, f"{at}.messages", need_assistant=True)
-            out.append({"messages": _normalize(messages)})
+            out.append({"messages": _normalize(messages, _tool_specs(row, at))})
         elif kind == "preference":
             prompt = _require(row, "prompt", i, algorithm, field)
             chosen = _require(row, "chosen", i, algorithm, field)
@@ -190,14 +204,15 @@ def validate_dataset(algorithm: str, source: Any, *, field: str = "dataset") -> 
                 _check_messages(reply, f"{at}.{name}", need_assistant=True)
                 if reply[0].get("role") != "assistant":
                     raise ValidationFailed(f"{at}.{name}[0].role", "a reply must start with the assistant's turn")
-            out.append({"prompt": _normalize(prompt), "chosen": _normalize(chosen), "rejected": _normalize(rejected)})
+            tools = _tool_specs(row, at)
+            out.append({"prompt": _normalize(prompt, tools), "chosen": _normalize(chosen), "rejected": _normalize(rejected)})
         else:
             prompt = _require(row, "prompt", i, algorithm, field)
             if "chosen" in row and "rejected" in row:
                 raise ValidationFailed(at, f"{algorithm} needs {_SHAPES[kind]}{_wrong_kind_hint(row)}")
             _check_messages(prompt, f"{at}.prompt", prompt=True)
-            extra = {k: v for k, v in row.items() if k not in ("prompt", "completion", "completion_ids")}
-            out.append({"prompt": _normalize(prompt), **extra})
+            extra = {k: v for k, v in row.items() if k not in ("prompt", "completion", "completion_ids", "tools")}
+            out.append({"prompt": _normalize(prompt, _tool_specs(row, at)), **extra})
     if kind == "rl_prompts":
         _check_columns(out, field)
     return out
