@@ -36,7 +36,7 @@ def test_tool_calls_attach_to_the_assistant_turn_and_repeats_are_dropped():
 
 def test_new_information_in_an_observation_stays_a_user_turn():
     events = _run(True, "r1")
-    events[4] = _e("environment_observation", 1, {"observation": "page: Thanks, form sent", "step_kind": "tool"})
+    events[5] = _e("environment_observation", 1, {"observation": "page: Thanks, form sent", "step_kind": "tool"})
     assert [m["role"] for m in to_messages(events)] == ["user", "assistant", "tool", "user", "assistant"]
 
 
