@@ -5,7 +5,7 @@ export WORKBENCH_HOME ?= $(CURDIR)/.workbench
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test up bench clean
+.PHONY: setup demo loop test up bench clean
 
 setup:
 	@bash infra/install.sh
@@ -13,6 +13,10 @@ setup:
 demo: setup
 	$(VENV)/bin/workbench models pull-base
 	$(VENV)/bin/workbench demo
+
+loop: setup
+	$(VENV)/bin/workbench models pull-base
+	$(PY) bench/loop.py $(if $(QUICK),--quick,)
 
 test: setup
 	$(VENV)/bin/workbench models pull-base

@@ -63,6 +63,9 @@ class EvalRequest(BaseModel):
     max_steps: int = Field(6, ge=1, le=64)
     batch_size: int = Field(8, ge=1, le=256)
     system_prompt: str | None = None
+    tool_examples: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="Worked examples per tool shown to the model (few-shot); none by default."
+    )
 
     @model_validator(mode="after")
     def _one_subject(self) -> EvalRequest:
@@ -155,7 +158,7 @@ def run_eval(services: Services, tenant_id: str, request: EvalRequest | dict[str
 
 def _attempt_all(services: Services, tenant_id: str, request: EvalRequest, subject: str,
                  progress: Callable[[int, int], None] | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from workbench.agents import SamplingParams
+    from workbench.agents import SamplingParams, ToolExample
     from workbench.agents.rollouts import load_tasks, run_rollouts
 
     tasks = load_tasks(request.scenarios.family, request.scenarios.split, limit=request.scenarios.limit,
@@ -177,6 +180,7 @@ def _attempt_all(services: Services, tenant_id: str, request: EvalRequest, subje
             sink=lambda events: ingestor.ingest(tenant_id, events), system_prompt=request.system_prompt,
             sampling=sampling.model_copy(update={"seed": seed}), max_steps=request.max_steps,
             batch_size=request.batch_size, seed=seed,
+            tool_examples={name: [ToolExample.model_validate(x) for x in shots] for name, shots in request.tool_examples.items()},
             progress=(lambda d, _t, base=done_before: progress(base + d, total)) if progress else None,
         )
         attempts = [
