@@ -308,3 +308,20 @@ def test_default_scope_and_agent_tool_fn(services, tenant, toolbox_http, gateway
     run = gateway.tool_fn(services, tenant, "helper", [{"name": "open-box", "version": "1.0.0", "scopes": ["all"]}])
     result = run(ToolCall(id="c1", name="calculator", arguments={"expression": "3*3"}))
     assert (result.call_id, result.content, result.is_error) == ("c1", "9", False)
+
+
+def test_an_environment_served_over_mcp(services, tenant):
+    """A scenario's tools reach agents through the gateway; the answer is judged by the checker."""
+    tenant_id = tenant
+    command = [sys.executable, "-m", "workbench.runtime.mcp_servers.scenario_env", "--scenario", "hello",
+               "--library", str(Path(__file__).resolve().parents[2] / "scenarios")]
+    info = register_plugin(services, tenant_id, {"name": "hello-env", "version": "1.0.0", "transport": {"command": command}})
+    assert {t.name for t in info.tools} == {"echo", "answer"}
+    pins = [{"name": "hello-env", "version": "1.0.0", "scopes": ["all"]}]
+    with PluginGateway() as gateway:
+        echoed = gateway.call_tool(services, tenant_id, "any-agent", pins, "echo", {"text": "hello"})
+        assert echoed.ok and "hello" in echoed.content
+        judged = gateway.call_tool(services, tenant_id, "any-agent", pins, "answer", {"answer": "hello"})
+        assert judged.ok and "status: success" in judged.content
+        after = gateway.call_tool(services, tenant_id, "any-agent", pins, "echo", {"text": "again"})
+        assert not after.ok and "the run has ended" in after.content
