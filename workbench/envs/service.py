@@ -123,7 +123,8 @@ def list_scenarios(services: Services, tenant_id: str) -> list[ScenarioInfo]:
         return [_scenario_info(r) for r in rows]
 
 
-def _parse_stored(info: ScenarioInfo) -> Scenario:
+def parse_stored(info: ScenarioInfo) -> Scenario:
+    """The Scenario of a stored version (with its library directory, if it came from one)."""
     spec = dict(info.spec)
     base_dir = spec.pop("_base_dir", None)
     return parse_scenario(spec, base_dir=base_dir)
@@ -160,7 +161,7 @@ class RunManager:
     def start(self, tenant_id: str, scenario_ref: str, seed: int = 0, agent_version: str | None = None) -> dict[str, Any]:
         """Start a run of a scenario version; returns the run id and the first observation."""
         info = get_scenario(self._services, tenant_id, scenario_ref)
-        scenario = _parse_stored(info)
+        scenario = parse_stored(info)
         self._reap_idle()
         run_id = new_id("run")
         self.quota.acquire(tenant_id, run_id)

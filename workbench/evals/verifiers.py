@@ -261,3 +261,40 @@ def pairwise_judgement(engine: Any, rubric: str, prompt: str, reply_a: str, repl
     original = {"A": "a", "B": "b", "TIE": "tie"}.get(one) if one else None
     consistent = original is not None and original == swapped
     return {"winner": original if consistent else "tie", "consistent": consistent, "raw": [first, second]}
+
+
+def completion_verifier(
+    specs: Sequence[Any], resolve_scenario: Callable[[str], Any | None]
+) -> Callable[[Mapping[str, Any], str], float]:
+    """A ``verify(row, completion_text) -> score`` for RFT from verifier specs (the first decides).
+
+    The completion is read under the tool-call protocol; a final answer is played in a fresh run of
+    the row's scenario (``resolve_scenario(row["scenario_id"])``), so the ``checker`` verifier sees
+    the scenario checker's verdict. A completion that is not an answer scores what the verifier
+    gives an unfinished attempt (0 for ``checker``).
+    """
+    if not specs:
+        raise ValidationFailed("verifiers", "rft needs at least one verifier (e.g. [\"checker\"])")
+    primary = make_verifier(specs[0])
+
+    def verify(row: Mapping[str, Any], text: str) -> float:
+        import workbench.envs as envs
+        from workbench.agents import parse_tool_output
+
+        parsed = parse_tool_output(text)
+        answer = parsed.answer if parsed.kind == "answer" else None
+        success = score = None
+        scenario = resolve_scenario(str(row.get("scenario_id") or "")) if answer is not None else None
+        if scenario is not None:
+            env = envs.make(scenario)
+            try:
+                env.reset()
+                env.step({"answer": answer})
+                success, score = env.result.success, env.result.score
+            finally:
+                env.close()
+        attempt = Attempt(task=str(row.get("scenario_id") or ""), prompt="", answer=answer, outputs=[text],
+                          env_success=success, env_score=score)
+        return primary.judge([attempt])[0].score
+
+    return verify

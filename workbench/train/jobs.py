@@ -116,6 +116,10 @@ class TrainJobRequest(BaseModel):
     )
     hyperparams: dict[str, Any] = Field(default_factory=dict, description="Fields of the algorithm's config.")
     reward_funcs: list[str] = Field(default_factory=list, description="grpo / rft: registered reward function names.")
+    verifiers: list[Any] = Field(
+        default_factory=list,
+        description="rft: Reward/Eval Factory verifier specs (e.g. [\"checker\"]); the first scores each completion.",
+    )
     reward_model: str | None = Field(None, description="ppo / grpo: a registry reward model used as reward_model_path.")
     compute_requirements: ComputeRequirements = Field(default_factory=ComputeRequirements)
     resume_from: str | None = Field(None, description="A stopped or interrupted job id to continue (global step too).")
@@ -301,7 +305,7 @@ def _rename_field(exc: ValidationFailed) -> ValidationFailed:
         field = "dataset_ref" + field.removeprefix("dataset")
     elif field == "base_model_dir":
         field = "model_base"
-    elif field not in ("algorithm", "resume_from", "reward_funcs", "verifier", "sampler") and not field.startswith(
+    elif field not in ("algorithm", "resume_from", "reward_funcs", "verifier", "verifiers", "sampler") and not field.startswith(
         ("reward_funcs[", "hyperparams")
     ):
         field = f"hyperparams.{field}"
@@ -415,7 +419,8 @@ def _plan(services: Services, tenant_id: str, request: TrainJobRequest | dict[st
 
     try:
         validate_training(algorithm, config, rows, start_dir, resume_from=resume_checkpoint,
-                          reward_funcs=request.reward_funcs)  # fmt: skip
+                          reward_funcs=request.reward_funcs,
+                          verifier=_verifier(services, tenant_id, request) if algorithm == "rft" else None)  # fmt: skip
     except ValidationFailed as exc:
         raise _rename_field(exc) from None
 
@@ -651,10 +656,26 @@ def _train(services: Services, job_id: str, plan: _Plan, out: Path, flag: _StopF
         max_steps["value"] = total
         _merge_progress(services, job_id, step=int(step), max_steps=int(total))
 
+    tenant_id = _record(services, None, job_id).tenant_id
     return run_training(
         plan.algorithm, plan.hyperparams, plan.rows, plan.start_dir, out, metrics_sink=sink, progress=progress,
         stop=flag, resume_from=plan.resume_checkpoint, reward_funcs=plan.request.reward_funcs,
+        verifier=_verifier(services, tenant_id, plan.request) if plan.algorithm == "rft" else None,
     )  # fmt: skip
+
+
+def _verifier(services: Services, tenant_id: str, request: TrainJobRequest) -> Any:
+    """RFT's reward: the request's verifiers, playing answers in the rows' scenarios (stored or library)."""
+    from workbench.envs.service import get_scenario, parse_stored
+    from workbench.evals.verifiers import completion_verifier
+
+    def resolve(scenario_id: str) -> Any:
+        try:
+            return parse_stored(get_scenario(services, tenant_id, scenario_id))
+        except NotFoundError:
+            return None
+
+    return completion_verifier(request.verifiers, resolve)
 
 
 def _summary(result: Any, wall0: float) -> dict[str, Any]:
