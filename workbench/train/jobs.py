@@ -420,7 +420,8 @@ def _plan(services: Services, tenant_id: str, request: TrainJobRequest | dict[st
     try:
         validate_training(algorithm, config, rows, start_dir, resume_from=resume_checkpoint,
                           reward_funcs=request.reward_funcs,
-                          verifier=_verifier(services, tenant_id, request) if algorithm == "rft" else None)  # fmt: skip
+                          verifier=_verifier(services, tenant_id, request) if algorithm == "rft" else None,
+                          sampler=_sampler(request))  # fmt: skip
     except ValidationFailed as exc:
         raise _rename_field(exc) from None
 
@@ -661,7 +662,29 @@ def _train(services: Services, job_id: str, plan: _Plan, out: Path, flag: _StopF
         plan.algorithm, plan.hyperparams, plan.rows, plan.start_dir, out, metrics_sink=sink, progress=progress,
         stop=flag, resume_from=plan.resume_checkpoint, reward_funcs=plan.request.reward_funcs,
         verifier=_verifier(services, tenant_id, plan.request) if plan.algorithm == "rft" else None,
+        sampler=_sampler(plan.request),
     )  # fmt: skip
+
+
+def _sampler(request: TrainJobRequest) -> Any:
+    """Rejection-sampling RFT draws its K samples per prompt from the round's current model, in-process."""
+    if request.hyperparams.get("variant") != "rejection_sampling":
+        return None
+
+    def sample(prompts: list[Any], k: int, model_dir: Path, adapter_dir: Path | None = None) -> list[list[str]]:
+        from workbench.agents import SamplingParams, TransformersEngine, TransformersEngineConfig
+
+        engine = TransformersEngine(TransformersEngineConfig(model_path=model_dir, adapter_path=adapter_dir))
+        try:
+            # Prompts arrive rendered (tools already in the system message), so no tools are passed again.
+            outputs = engine.generate([p for p in prompts for _ in range(k)],
+                                      SamplingParams(temperature=0.8, max_new_tokens=64, seed=0))
+        finally:
+            engine.close()
+        texts = [o.text for o in outputs]
+        return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
+
+    return sample
 
 
 def _verifier(services: Services, tenant_id: str, request: TrainJobRequest) -> Any:
