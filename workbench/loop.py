@@ -24,12 +24,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-CALCULATOR_EXAMPLES = {"calculator": [
+# Worked examples per family (keyed by tool name), shown to the base model for rollouts and for the
+# few-shot context eval; families without any are rolled out zero-shot.
+FEW_SHOT = {"calculator": {"calculator": [
     {"question": "What is 2 plus 3?", "arguments": {"expression": "2 + 3"}, "result": "5", "answer": "5"},
     {"question": "Tom has 7 boxes with 6 pens in each. How many pens?", "arguments": {"expression": "7 * 6"},
      "result": "42", "answer": "42"},
     {"question": "What is 10 minus 4?", "arguments": {"expression": "10 - 4"}, "result": "6", "answer": "6"},
-]}
+]}}
+QUESTIONS = {"calculator": "A box holds 6 pens. How many pens are in 7 boxes?"}
 
 
 class LoopConfig(BaseModel):
@@ -100,7 +103,8 @@ def run_loop(services, config: LoopConfig | None = None, console: Console | None
     tag = f"loop-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     result = LoopResult()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    examples = {k: [ToolExample.model_validate(x) for x in v] for k, v in CALCULATOR_EXAMPLES.items()}
+    shots = FEW_SHOT.get(config.family, {})
+    examples = {k: [ToolExample.model_validate(x) for x in v] for k, v in shots.items()}
     hyper = {"learning_rate": config.learning_rate, "logging_steps": 1}
     if config.num_threads:
         hyper["num_threads"] = config.num_threads
@@ -118,7 +122,7 @@ def run_loop(services, config: LoopConfig | None = None, console: Console | None
             report = run_eval(services, tenant_id, {
                 "model": model, "scenarios": {"family": config.family, "split": "test", "limit": limit},
                 "max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size, "max_steps": 4,
-                "tool_examples": CALCULATOR_EXAMPLES if few_shot else {},
+                "tool_examples": shots if few_shot else {},
             }, progress=lambda done, total: progress.update(task, completed=done, total=total))
         result.reports[name] = report
         return report
@@ -131,15 +135,17 @@ def run_loop(services, config: LoopConfig | None = None, console: Console | None
     started = time.perf_counter()
     baseline = evaluate("base (zero-shot)", {"ref": base_model.id})
     stage("baseline eval", started, success=baseline["summary"]["success_rate"])
-    started = time.perf_counter()
-    few_shot = evaluate("base (3-shot)", {"ref": base_model.id}, few_shot=True)
-    stage("baseline eval, few-shot (context)", started, success=few_shot["summary"]["success_rate"])
+    few_shot = None
+    if shots:
+        started = time.perf_counter()
+        few_shot = evaluate("base (few-shot)", {"ref": base_model.id}, few_shot=True)
+        stage("baseline eval, few-shot (context)", started, success=few_shot["summary"]["success_rate"])
 
     started = time.perf_counter()
     engine = serving.engine_for(services, serving.resolve_model(services, tenant_id, {"ref": base_model.id})).engine
     sink = lambda events: services.ingestor.ingest(tenant_id, events)  # noqa: E731
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("rollouts (train split, base model, 3-shot)", total=None)
+        task = progress.add_task("rollouts (train split, base model)", total=None)
         rollout = run_rollouts(
             engine, load_tasks(config.family, "train", limit=config.train_tasks), agent_version=base_ckpt.id,
             tags=[tag, "rollout"], sink=sink, sampling=SamplingParams(max_new_tokens=config.max_new_tokens),
@@ -210,8 +216,8 @@ def run_loop(services, config: LoopConfig | None = None, console: Console | None
         "plugins": [_toolbox_pin(services, tenant_id)], "generation": {"max_new_tokens": config.max_new_tokens},
     })
     session = create_session(services, tenant_id, agent.id)
-    reply = step_session(services, tenant_id, agent.id, session.session_id,
-                         "A box holds 6 pens. How many pens are in 7 boxes?")
+    question = QUESTIONS.get(config.family) or load_tasks(config.family, "test", limit=1)[0].instructions
+    reply = step_session(services, tenant_id, agent.id, session.session_id, question)
     result.checkpoint_id, result.reply = final_ckpt, reply.reply
     stage("promote + deploy + call", started, serving=f"{deployment.engine} ({deployment.status})")
 
@@ -241,8 +247,8 @@ def _print_summary(console: Console, result: LoopResult, baseline, few_shot, fin
     table = Table(title="Success on the test split (95 % Wilson interval)")
     for column in ("model", "prompt", "success", "95 % CI", "tasks"):
         table.add_column(column)
-    for name, report, prompt in (("base", baseline, "zero-shot"), ("base", few_shot, "3-shot (context, subset)"),
-                                 ("trained", final, "zero-shot")):
+    rows = [("base", baseline, "zero-shot"), ("base", few_shot, "few-shot (context, subset)"), ("trained", final, "zero-shot")]
+    for name, report, prompt in (row for row in rows if row[1] is not None):
         s = report["summary"]
         table.add_row(name, prompt, f"{s['success_rate']:.0%}", f"{s['ci_low']:.0%} – {s['ci_high']:.0%}", str(s["tasks"]))
     console.print(table)
