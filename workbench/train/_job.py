@@ -63,8 +63,13 @@ class Outcome:
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
-    """The ``checkpoint-N`` folder with the largest N, if any."""
-    found = [p for p in directory.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    """The complete ``checkpoint-N`` folder with the largest N, if any.
+
+    The trainer writes ``trainer_state.json`` last, so a folder without it was cut off mid-save
+    (a killed process) and cannot be resumed from.
+    """
+    found = [p for p in directory.glob("checkpoint-*")
+             if p.is_dir() and p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
     return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
 
 
