@@ -26,13 +26,35 @@ if TYPE_CHECKING:
 
 
 class SuiteRef(BaseModel):
-    """Which tasks: a scenario family (or single scenario) and a split."""
+    """Which tasks: a family's split, or one scenario stored in the tenant (POST /scenarios)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    family: str = Field(min_length=1, description="A family in scenarios/ (e.g. calculator) or a scenario file.")
+    family: str | None = Field(None, min_length=1, description="A family in scenarios/ (e.g. calculator) or a file.")
+    scenario: str | None = Field(None, min_length=1, description="A stored scenario id or name (its own split counts).")
     split: Literal["train", "test"] = "test"
     limit: int | None = Field(None, ge=1, description="Only the first N tasks.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SuiteRef:
+        if (self.family is None) == (self.scenario is None):
+            raise ValueError("give exactly one of family or scenario")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The suite name reports are grouped by."""
+        return self.family or self.scenario or ""
+
+
+def _tasks(services: Services, tenant_id: str, suite: SuiteRef, limit: int | None) -> list[Any]:
+    if suite.scenario is not None:
+        from workbench.envs.service import get_scenario, parse_stored
+
+        return [parse_stored(get_scenario(services, tenant_id, suite.scenario))]
+    from workbench.agents.rollouts import load_tasks
+
+    return load_tasks(suite.family, suite.split, limit=limit, scenarios_dir=services.settings.scenarios_dir)
 
 
 class SafetyConfig(BaseModel):
@@ -126,13 +148,11 @@ def _pii_leaks(services: Services, prompt: str, outputs: list[str]) -> dict[str,
 
 def start_eval(services: Services, tenant_id: str, request: EvalRequest | dict[str, Any]) -> str:
     """Validate the request (422 before any compute), open a ``running`` report; returns its id."""
-    from workbench.agents.rollouts import load_tasks
-
     request = request if isinstance(request, EvalRequest) else EvalRequest.model_validate(request)
-    load_tasks(request.scenarios.family, request.scenarios.split, limit=1, scenarios_dir=services.settings.scenarios_dir)
+    tasks = _tasks(services, tenant_id, request.scenarios, 1)
+    split = tasks[0].split if request.scenarios.scenario is not None else request.scenarios.split
     return create_report(services, tenant_id, subject=_subject(services, tenant_id, request),
-                         suite=request.scenarios.family, split=request.scenarios.split,
-                         request=request.model_dump(mode="json"))
+                         suite=request.scenarios.name, split=split, request=request.model_dump(mode="json"))
 
 
 def execute_eval(services: Services, tenant_id: str, report_id: str,
@@ -159,10 +179,9 @@ def run_eval(services: Services, tenant_id: str, request: EvalRequest | dict[str
 def _attempt_all(services: Services, tenant_id: str, request: EvalRequest, subject: str,
                  progress: Callable[[int, int], None] | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from workbench.agents import SamplingParams, ToolExample
-    from workbench.agents.rollouts import load_tasks, run_rollouts
+    from workbench.agents.rollouts import run_rollouts
 
-    tasks = load_tasks(request.scenarios.family, request.scenarios.split, limit=request.scenarios.limit,
-                       scenarios_dir=services.settings.scenarios_dir)
+    tasks = _tasks(services, tenant_id, request.scenarios, request.scenarios.limit)
     verifiers = [make_verifier(spec) for spec in request.verifiers]
     forbidden = [re.compile(p) for p in request.safety.forbidden]
     engine, engine_facts = _engine(services, tenant_id, request)
@@ -176,7 +195,7 @@ def _attempt_all(services: Services, tenant_id: str, request: EvalRequest, subje
     for seed in request.seeds:
         done_before = len(rows)
         report = run_rollouts(
-            engine, tasks, attempts=request.attempts, agent_version=subject, tags=["eval", request.scenarios.family],
+            engine, tasks, attempts=request.attempts, agent_version=subject, tags=["eval", request.scenarios.name],
             sink=lambda events: ingestor.ingest(tenant_id, events), system_prompt=request.system_prompt,
             sampling=sampling.model_copy(update={"seed": seed}), max_steps=request.max_steps,
             batch_size=request.batch_size, seed=seed,
