@@ -5,18 +5,14 @@ export WORKBENCH_HOME ?= $(CURDIR)/.workbench
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo loop test up bench clean
+.PHONY: setup demo test up bench clean
 
 setup:
 	@bash infra/install.sh
 
 demo: setup
 	$(VENV)/bin/workbench models pull-base
-	$(VENV)/bin/workbench demo
-
-loop: setup
-	$(VENV)/bin/workbench models pull-base
-	$(PY) bench/loop.py $(if $(QUICK),--quick,)
+	$(VENV)/bin/workbench demo $(if $(QUICK),--quick,)
 
 test: setup
 	$(VENV)/bin/workbench models pull-base

@@ -166,14 +166,22 @@ def maintenance(
 
 
 @app.command()
-def demo(runs: Annotated[int, typer.Option(help="Synthetic runs to ingest.")] = 60) -> None:
-    """Run the main job (the loop as far as it is built) on WORKBENCH_HOME."""
+def demo(
+    runs: Annotated[int, typer.Option(help="Synthetic runs for the Data Factory walk-through.")] = 60,
+    quick: Annotated[bool, typer.Option("--quick", help="CI-sized loop: a few minutes.")] = False,
+    family: Annotated[str, typer.Option(help="Scenario family the loop learns.")] = "calculator",
+) -> None:
+    """The main job: the Data Factory walk-through, then the closed loop on WORKBENCH_HOME."""
     from workbench.demo import run_demo
+    from workbench.loop import LoopConfig, run_loop
+    from workbench.runtime import serving
 
     services = _services()
     try:
         run_demo(services, runs=runs)
+        run_loop(services, (LoopConfig.quick if quick else LoopConfig)(family=family))
     finally:
+        serving.close()
         services.close()
 
 

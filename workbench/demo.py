@@ -1,4 +1,4 @@
-"""The main job (``make demo``): for now, the Data Factory leg of the loop.
+"""The first leg of the main job (``make demo``): the Data Factory walk-through.
 
 Ingests synthetic agent trajectories that carry personal data (plus a few malformed events and
 retries), then builds SFT, preference and trajectory datasets from them and prints what happened.
