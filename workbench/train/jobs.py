@@ -620,7 +620,12 @@ def execute(services: Services, job_id: str, stop_event: threading.Event | None 
         _finish_failed(services, job_id, out, f"{exc.field}: {exc.reason}", field=exc.field)
     except Exception as exc:  # noqa: BLE001 - any failure of the run is the job's failure, reported on the job
         log.exception("train job failed", extra={"job_id": job_id})
-        _finish_failed(services, job_id, out, f"{type(exc).__name__}: {str(exc)[:2000]}")
+        if "num_samples=0" in str(exc):
+            # TRL dropped every row as longer than max_length; say so instead of the sampler's message.
+            _finish_failed(services, job_id, out, "hyperparams.max_length: every training row is longer than "
+                           "max_length, so nothing was left to train on; raise max_length", field="hyperparams.max_length")
+        else:
+            _finish_failed(services, job_id, out, f"{type(exc).__name__}: {str(exc)[:2000]}")
     else:
         summary = _summary(result, wall0)
         if result.status == "completed":
