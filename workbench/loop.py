@@ -49,6 +49,7 @@ class LoopConfig(BaseModel):
     rft_samples: int = 4
     rft_steps: int = 12
     learning_rate: float = 3e-4
+    max_length: int = Field(2048, description="Longest training row in tokens (api/browser conversations are long).")
     max_new_tokens: int = 64
     batch_size: int = 8
     num_threads: int | None = None
@@ -105,7 +106,7 @@ def run_loop(services, config: LoopConfig | None = None, console: Console | None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     shots = FEW_SHOT.get(config.family, {})
     examples = {k: [ToolExample.model_validate(x) for x in v] for k, v in shots.items()}
-    hyper = {"learning_rate": config.learning_rate, "logging_steps": 1}
+    hyper = {"learning_rate": config.learning_rate, "logging_steps": 1, "max_length": config.max_length}
     if config.num_threads:
         hyper["num_threads"] = config.num_threads
 
