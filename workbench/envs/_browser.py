@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
-from workbench.envs._env import Env, RunStatus, _EndRun, _ToolFailed
+from workbench.envs._env import Env, RunStatus, _EndRun, _ToolFailed, tool_handler_refs
 from workbench.envs._registry import resolve_reference
 from workbench.envs._sandbox import SandboxError
 from workbench.envs._spec import BROWSER_TOOLS, RouteSpec, Scenario, ToolSpec
@@ -349,13 +349,7 @@ class BrowserEnv(Env):
             except LookupError as exc:
                 raise ValidationFailed(f"browser.routes.{i}.handler", str(exc)) from None
             self._routes.append((route, ref))
-        self._refs: dict[str, str] = {}
-        for i, tool in enumerate(scenario.tools):
-            if isinstance(tool, ToolSpec) and tool.handler:
-                try:
-                    self._refs[tool.name] = resolve_reference(tool.handler, kind="tool", base_dir=scenario.base_dir)
-                except LookupError as exc:
-                    raise ValidationFailed(f"tools.{i}.handler", str(exc)) from None
+        self._refs = tool_handler_refs(scenario)
         self._host = host or default_browser_host()
         self._context: Any = None
         self._page: Any = None

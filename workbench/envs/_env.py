@@ -676,6 +676,18 @@ class Env:
         return evaluate_rules(checker, document)
 
 
+def tool_handler_refs(scenario: Scenario) -> dict[str, str]:
+    """Each tool's resolved handler reference; an unresolvable one is a ValidationFailed naming the tool."""
+    refs: dict[str, str] = {}
+    for i, tool in enumerate(scenario.tools):
+        if isinstance(tool, ToolSpec) and tool.handler:
+            try:
+                refs[tool.name] = resolve_reference(tool.handler, kind="tool", base_dir=scenario.base_dir)
+            except LookupError as exc:
+                raise ValidationFailed(f"tools.{i}.handler", str(exc)) from None
+    return refs
+
+
 class _ToolFailed(Exception):
     """A tool call failed in a way the agent should see (and may recover from)."""
 
@@ -684,13 +696,7 @@ class ToolEnv(Env):
     """``text`` and ``api`` scenarios: tools run in the sandbox (or come from MCP servers)."""
 
     def __init__(self, scenario: Scenario, **kwargs: Any) -> None:
-        self._refs: dict[str, str] = {}
-        for i, tool in enumerate(scenario.tools):
-            if isinstance(tool, ToolSpec) and tool.handler:
-                try:
-                    self._refs[tool.name] = resolve_reference(tool.handler, kind="tool", base_dir=scenario.base_dir)
-                except LookupError as exc:
-                    raise ValidationFailed(f"tools.{i}.handler", str(exc)) from None
+        self._refs = tool_handler_refs(scenario)
         self._mcp: Any = None
         self._mcp_specs: list[ToolSpec] = []
         super().__init__(scenario, **kwargs)
