@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import sys
 import uuid
 from pathlib import Path
 
 from workbench.config import Settings
+from workbench.data.synthetic import synthetic_events
 from workbench.evals.reports import save_report
 from workbench.services import Services
 from workbench.train.registry import register_checkpoint, register_model
@@ -35,3 +37,16 @@ def seed_models(home: Path, tenant_id: str) -> tuple[str, str, str]:
         return model.id, v1.id, v2.id
     finally:
         services.close()
+
+
+def ingest_dataset(client, kind: str, runs: int = 6, tasks: int = 2) -> dict:
+    """Ingest a few synthetic runs under a fresh tag through POST /events and build a ``kind`` dataset."""
+    tag = f"tj-{uuid.uuid4().hex[:8]}"
+    events = synthetic_events(runs, seed=random.randrange(1 << 30), tasks=tasks)
+    for event in events:
+        event["tags"] = [tag]
+    assert client.post("/events", json={"events": events}).json()["accepted"] == len(events)
+    filters = {"tags": [tag]} | ({"success": True} if kind == "sft" else {})
+    response = client.post("/datasets/create", json={"name": f"{kind}-{tag}", "kind": kind, "filters": filters})
+    assert response.status_code == 201, response.text
+    return response.json()

@@ -4,27 +4,14 @@ tenant isolation. No model is loaded or converted here (validation stops before 
 
 from __future__ import annotations
 
-import random
 import uuid
 
 import pytest
 
-from workbench.data.synthetic import synthetic_events
+from tests.api_fixtures import ingest_dataset
+
 
 pytestmark = pytest.mark.integration
-
-
-def ingest_dataset(client, kind: str, runs: int = 6, tasks: int = 2) -> dict:
-    """Ingest a few synthetic runs under a fresh tag and build a ``kind`` dataset from them."""
-    tag = f"tj-{uuid.uuid4().hex[:8]}"
-    events = synthetic_events(runs, seed=random.randrange(1 << 30), tasks=tasks)
-    for event in events:
-        event["tags"] = [tag]
-    assert client.post("/events", json={"events": events}).json()["accepted"] == len(events)
-    filters = {"tags": [tag]} | ({"success": True} if kind == "sft" else {})
-    response = client.post("/datasets/create", json={"name": f"{kind}-{tag}", "kind": kind, "filters": filters})
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 @pytest.fixture(scope="module")

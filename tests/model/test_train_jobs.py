@@ -11,34 +11,21 @@ home, so the server never converts it again.
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.api_fixtures import ingest_dataset
 from conftest import LiveServer
 from train_fixtures import train_base_model  # noqa: F401
 
-from workbench.data.synthetic import synthetic_events
 
 pytestmark = pytest.mark.integration
 
 TINY = {"num_threads": 1, "per_device_train_batch_size": 2, "max_length": 64, "save_strategy": "no"}
 ENV = {"WORKBENCH_PII_NER": "false", "WANDB_SILENT": "true"}
-
-
-def ingest_dataset(client, kind: str, runs: int = 6, tasks: int = 2) -> dict:
-    """Ingest a few synthetic runs under a fresh tag through POST /events and build a ``kind`` dataset."""
-    tag = f"tj-{uuid.uuid4().hex[:8]}"
-    events = synthetic_events(runs, seed=random.randrange(1 << 30), tasks=tasks)
-    for event in events:
-        event["tags"] = [tag]
-    assert client.post("/events", json={"events": events}).json()["accepted"] == len(events)
-    filters = {"tags": [tag]} | ({"success": True} if kind == "sft" else {})
-    response = client.post("/datasets/create", json={"name": f"{kind}-{tag}", "kind": kind, "filters": filters})
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def make_home(root: Path, model_dir: Path) -> Path:
