@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(chromium redis-server)
+# docker-compose validates infra/docker-compose.yml without an engine; PostgreSQL (initdb, postgres)
+# backs the scaled-deployment tests.
+APT_PACKAGES=(chromium redis-server docker-compose)
+command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || APT_PACKAGES+=(postgresql)
 STAMP="$VENV/.install-stamp"
 inputs_hash=$(cat pyproject.toml infra/install.sh | sha256sum | cut -d' ' -f1)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from infra_fixtures import postgres_server, s3_server  # noqa: F401  (session fixtures: moto S3, PostgreSQL)
 from workbench.config import Settings
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")

@@ -15,6 +15,7 @@ from workbench.security.audit import AuditLog
 from workbench.security.tenants import KeyCache
 from workbench.store.artifacts import ArtifactStore
 from workbench.store.control import ControlPlane
+from workbench.store.s3 import S3Options
 
 
 class Services:
@@ -26,7 +27,7 @@ class Services:
         self.settings.home.mkdir(parents=True, exist_ok=True)
         self.control = ControlPlane(self.settings.resolved_database_url)
         self.control.upgrade()
-        self.artifacts = ArtifactStore(self.settings.resolved_artifacts_uri)
+        self.artifacts = ArtifactStore(self.settings.resolved_artifacts_uri, S3Options.from_settings(self.settings))
         self._lock = threading.Lock()
         self.keys = KeyCache(self.control)
         self.audit_log = AuditLog(self.control)
@@ -42,7 +43,7 @@ class Services:
             if self._lake is None:
                 from workbench.store.lake import Lake
 
-                self._lake = Lake(self.settings.resolved_lake_uri)
+                self._lake = Lake(self.settings.resolved_lake_uri, S3Options.from_settings(self.settings))
             return self._lake
 
     @property

@@ -13,7 +13,7 @@ from workbench.data.datasets import (
     load_dataset_frame,
     mark_dataset_used,
 )
-from workbench.data.ingest import EventIngestor, QualityFlag
+from workbench.data.ingest import EventIngestor, EventSink, LakeSink, QualityFlag
 from workbench.data.schema import EventIn, EventKind, ItemResult, ItemStatus
 
 __all__ = [
@@ -24,8 +24,10 @@ __all__ = [
     "EventIn",
     "EventIngestor",
     "EventKind",
+    "EventSink",
     "ItemResult",
     "ItemStatus",
+    "LakeSink",
     "OutputFormat",
     "QualityFlag",
     "create_dataset",

@@ -4,6 +4,10 @@ Every path that writes events (POST /events, ``wb.events.log``, environments, se
 through :class:`EventIngestor`, so redaction and dedup cannot be bypassed. Validation happens
 on the caller's thread (a rejected item never reaches the writer); the rest runs on one
 writer thread per process, in batches, so NER and the lake write are amortized.
+
+The accepted, redacted rows of a group commit leave through an :class:`EventSink`. The default,
+:class:`LakeSink`, appends them to the LanceDB lake; a deployment that moves events over a topic
+(Kafka, see docs/deployment.md) puts its producer here, and the lake writer consumes the topic.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -39,6 +43,29 @@ class QualityFlag:
     NON_MONOTONIC_STEP = "non_monotonic_step"
 
 
+class EventSink(Protocol):
+    """Where the accepted, redacted events of one group commit go.
+
+    ``append`` returns once the rows are durable at the sink (the ingestor acknowledges them
+    then) and raises if none of them is: a failed batch is answered "retry", never half-written.
+    """
+
+    def append(self, rows: pa.Table) -> None:
+        """Store rows (schema :data:`workbench.store.lake.EVENT_SCHEMA`) durably, all or none."""
+        ...
+
+
+class LakeSink:
+    """The default sink: one LanceDB append, hence one table version, per group commit."""
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+
+    def append(self, rows: pa.Table) -> None:
+        """Append the rows to the lake's events table in one commit."""
+        self.lake.append_events(rows)
+
+
 @dataclass(frozen=True)
 class _Pending:
     tenant_id: str
@@ -57,8 +84,11 @@ class EventIngestor:
         max_pending: int = 20000,
         commit_max_events: int = 2000,
         on_commit=None,
+        sink: EventSink | None = None,
     ) -> None:
+        """Ingest into ``lake`` (also read for dedup); ``sink`` replaces the lake append (default :class:`LakeSink`)."""
         self._lake = lake
+        self._sink = sink if sink is not None else LakeSink(lake)
         self._redactor = redactor
         self._max_chars = max_string_chars
         self._on_commit = on_commit
@@ -192,7 +222,7 @@ class EventIngestor:
                 )
             )
         if rows:
-            self._lake.append_events(pa.Table.from_pylist(rows, schema=EVENT_SCHEMA))
+            self._sink.append(pa.Table.from_pylist(rows, schema=EVENT_SCHEMA))
             for row in rows:
                 self._remember_id((row["tenant_id"], row["event_id"]))
             if self._on_commit is not None:

@@ -7,15 +7,21 @@ from collections.abc import Iterator
 
 from pyarrow import fs as pafs
 
+from workbench.store.s3 import S3Options, is_s3_uri
+
 
 class ArtifactStore:
     """Write-once files under one root URI, through pyarrow's filesystem layer (local or S3)."""
 
-    def __init__(self, root_uri: str) -> None:
+    def __init__(self, root_uri: str, s3: S3Options | None = None) -> None:
+        """Open the root; ``s3`` configures the endpoint and credentials of an s3:// root."""
         self.root_uri = root_uri.rstrip("/")
         if "://" not in self.root_uri:
             pafs.LocalFileSystem().create_dir(self.root_uri, recursive=True)
-        self._fs, self._root = pafs.FileSystem.from_uri(self.root_uri)
+        if s3 is not None and is_s3_uri(self.root_uri):
+            self._fs, self._root = s3.filesystem(), self.root_uri.removeprefix("s3://")
+        else:
+            self._fs, self._root = pafs.FileSystem.from_uri(self.root_uri)
 
     def uri(self, key: str) -> str:
         """The full URI of a key."""

@@ -12,6 +12,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from workbench.store.s3 import S3Options, is_s3_uri
+
 EVENTS_TABLE = "events"
 
 EVENT_SCHEMA = pa.schema(
@@ -72,11 +74,13 @@ def sql_in(column: str, values) -> str:
 class Lake:
     """A LanceDB database holding the events table (and, later, other lake tables)."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, s3: S3Options | None = None) -> None:
+        """Open the database at ``uri``; ``s3`` configures the endpoint and credentials of an s3:// URI."""
         import lancedb
 
         self.uri = uri
-        self._db = lancedb.connect(uri)
+        options = s3.lance_storage_options() if s3 is not None and is_s3_uri(uri) else None
+        self._db = lancedb.connect(uri, storage_options=options or None)
         self._lock = threading.Lock()
         self._events = None
 
