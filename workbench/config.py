@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     artifacts_uri: str | None = Field(
         None, description="Where dataset files and checkpoints go (local dir or s3://); default is home/artifacts."
     )
+    # S3 for s3:// lake and artifact URIs; credentials left unset come from the AWS chain (env, files, IAM role).
+    s3_endpoint_url: str | None = Field(
+        None, description="Endpoint of an S3-compatible store (MinIO: http://minio:9000); default is AWS S3."
+    )
+    s3_region: str | None = Field(None, description="S3 region; default the AWS chain's, us-east-1 with an endpoint.")
+    s3_access_key_id: str | None = Field(None, description="S3 access key; default the AWS credential chain.")
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key; default the AWS credential chain.")
 
     audit_retention_days: int = Field(365, ge=1, description="Audit records older than this are purged by maintenance.")
 
@@ -68,6 +75,35 @@ class Settings(BaseSettings):
     # compute prices (for cost figures of training jobs, evals and compute usage)
     cpu_price_per_second: float = Field(0.0000134, ge=0, description="Price of one CPU-second (≈ $0.048 per core-hour).")
     gpu_price_per_second: float = Field(0.00111, ge=0, description="Price of one GPU-second (≈ $4 per GPU-hour).")
+    gpu_prices: dict[str, float] = Field(
+        default_factory=dict,
+        description="Price of one GPU-second per GPU type (JSON, e.g. {\"h100\": 0.0014}); types not listed cost "
+        "gpu_price_per_second.",
+    )
+
+    # Compute Factory
+    compute_scaler: Literal["dagster", "k8s"] = Field(
+        "dagster",
+        description="What POST /compute/scale changes: 'dagster' sets the pool's concurrency slots; 'k8s' (worker "
+        "counts through dagster-k8s) is a documented hook that this build answers with 501.",
+    )
+    node_sample_interval_s: float = Field(
+        60.0, ge=0, description="Seconds between node samples (CPU, memory, GPU, preemption) in the API; 0 turns it off."
+    )
+    node_sample_retention_days: float = Field(7.0, gt=0, description="Node samples older than this are deleted.")
+    preemption_notice_file: Path | None = Field(
+        None,
+        description="A file whose existence announces that this node will be preempted (written by a node agent, "
+        "e.g. from a cloud provider's spot notice); default home/preemption-notice.",
+    )
+
+    @field_validator("gpu_prices")
+    @classmethod
+    def _gpu_prices(cls, prices: dict[str, float]) -> dict[str, float]:
+        """GPU types are matched lowercase; prices are ≥ 0."""
+        if any(price < 0 for price in prices.values()):
+            raise ValueError("GPU prices are ≥ 0")
+        return {gpu_type.strip().lower(): float(price) for gpu_type, price in prices.items()}
 
     @property
     def resolved_database_url(self) -> str:
@@ -88,3 +124,8 @@ class Settings(BaseSettings):
     def dagster_home(self) -> Path:
         """DAGSTER_HOME for the embedded orchestration instance."""
         return (self.home / "dagster").resolve()
+
+    @property
+    def resolved_preemption_notice_file(self) -> Path:
+        """The preemption notice file: the configured one, or home/preemption-notice."""
+        return self.preemption_notice_file or (self.home / "preemption-notice").resolve()

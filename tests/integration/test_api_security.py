@@ -123,7 +123,8 @@ def test_every_endpoint_with_an_id_hides_other_tenants_objects(live_server, two_
         key_id = ca.post("/keys", json={"role": "viewer"}).json()["key_id"]
     ids = {"dataset_id": dataset_id, "key_id": key_id, "run_id": a["run_id"], "scenario_id": a["scenario_id"],
            "name": a["plugin"], "model_id": a["model_id"], "agent_id": a["agent_id"], "session_id": a["session_id"],
-           "deployment_id": "dep_probe", "report_id": "eval_probe", "job_id": "job_probe"}
+           "deployment_id": "dep_probe", "report_id": "eval_probe", "job_id": "job_probe",
+           "allocation_id": "alloc_probe"}
     spec = httpx.get(f"{live_server.url}/openapi.json").json()
     probed = 0
     with live_server.client(b["api_key"]) as cb:

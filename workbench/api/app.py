@@ -20,7 +20,7 @@ _MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 def create_app(services: Services) -> FastAPI:
     """Build the REST API over one ``Services``."""
-    from workbench.api.routers import admin, data, environment, evals, health, models, plugins, runtime, train
+    from workbench.api.routers import admin, compute, data, environment, evals, health, models, plugins, runtime, train
 
     app = FastAPI(
         title="Agent Factory Workbench",
@@ -89,6 +89,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(evals.router)
     app.include_router(runtime.router)
     app.include_router(train.router)
+    app.include_router(compute.router)
     app.include_router(admin.router)
     return app
 

@@ -1,6 +1,6 @@
 """The Dagster instance under ``WORKBENCH_HOME``: its ``dagster.yaml`` and its concurrency pools.
 
-Training jobs (and later every compute allocation) run as Dagster runs recorded in this instance,
+Training jobs and compute allocations run as Dagster runs recorded in this instance,
 so ``dagster dev`` / ``dagster-webserver`` pointed at the same ``DAGSTER_HOME`` shows them. The
 instance keeps SQLite storage under ``settings.dagster_home`` (Postgres when scaled out: only
 ``dagster.yaml`` changes), has telemetry off, and enforces *pools* at op granularity: a step that
@@ -71,6 +71,8 @@ def dagster_yaml(home: Path, *, max_concurrent_runs: int = 4) -> str:
         f"storage:\n  sqlite:\n    base_dir: {storage}\n"
         f"local_artifact_storage:\n  module: dagster._core.storage.root\n  class: LocalArtifactStorage\n"
         f"  config:\n    base_dir: {home.as_posix()}\n"
+        # runs launched from the UI, sensors and automation wait in the daemon's queue
+        "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
         "concurrency:\n"
         f"  runs:\n    max_concurrent_runs: {max_concurrent_runs}\n"  # runs launched through the queue (UI, daemon)
         f"  pools:\n    granularity: op\n    default_limit: {DEFAULT_POOL_LIMIT}\n"

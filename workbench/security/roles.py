@@ -22,6 +22,7 @@ class Permission(StrEnum):
     PLUGINS_WRITE = "plugins:write"
     SESSIONS_USE = "sessions:use"
     COMPUTE_WRITE = "compute:write"
+    COMPUTE_ADMIN = "compute:admin"
     READ = "read"
     KEYS_MANAGE = "keys:manage"
     AUDIT_READ = "audit:read"

@@ -273,3 +273,44 @@ class DeploymentRecord(Base):
     status: Mapped[str] = mapped_column(String(40))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AllocationRecord(Base):
+    """A compute allocation: a slot of a named pool held for a duration (Compute Factory)."""
+
+    __tablename__ = "compute_allocations"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    pool: Mapped[str] = mapped_column(String(60), index=True)
+    gpu_type: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    count: Mapped[int] = mapped_column(Integer)
+    duration_s: Mapped[float] = mapped_column(Float)
+    priority: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    dagster_run_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    owner: Mapped[dict[str, Any]] = mapped_column(JSON)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class NodeSampleRecord(Base):
+    """One reading of a machine: CPU, memory, GPUs and preemption notices (shared infrastructure, no tenant)."""
+
+    __tablename__ = "compute_node_samples"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    node: Mapped[str] = mapped_column(String(200), index=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    cpu_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cpu_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    load_1m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    memory_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    memory_used_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    memory_total_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    gpu_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    gpu_utilization: Mapped[float | None] = mapped_column(Float, nullable=True)
+    gpu_memory_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    gpus: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    preempted: Mapped[bool] = mapped_column(Boolean)
+    preemption: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -1,4 +1,4 @@
-"""Training jobs as Dagster runs: the op and job, and the in-process launcher the API uses.
+"""Training jobs as Dagster runs: the op and job, launched in-process by :mod:`workbench.compute.launcher`.
 
 One Dagster run per training job, recorded in the workbench's Dagster instance
 (``settings.dagster_home``), so the Dagster UI lists it with its inputs: the op's run config
@@ -16,10 +16,9 @@ started, their step waits) rather than oversubscribing. ``dagster/max_runtime`` 
 daemon only for queued runs; in-process, the job's own stop flag enforces it (stopping with a
 resumable checkpoint).
 
-Dagster is imported here, and this module is imported only when a job is launched or recovered.
+Dagster is imported here, and this module is imported only when a job is launched.
 """
 
-import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +26,11 @@ import dagster as dg
 from pydantic import Field
 
 if TYPE_CHECKING:
-    from workbench.config import Settings
     from workbench.services import Services
     from workbench.train.jobs import TrainJobRequest
 
-__all__ = ["JOB_NAME", "TrainJobConfig", "launch", "mark_interrupted", "train_job_for_pool"]
+__all__ = ["JOB_NAME", "TrainJobConfig", "launch", "train_job_for_pool"]
 
-log = logging.getLogger("workbench.train.jobs")
 JOB_NAME = "train_job"
 
 
@@ -48,47 +45,34 @@ class TrainJobConfig(dg.Config):
     pool: str = "cpu"
 
 
-_JOBS: dict[str, dg.JobDefinition] = {}
-_JOBS_LOCK = threading.Lock()
-
-
 def train_job_for_pool(pool: str = "cpu") -> dg.JobDefinition:
     """The Dagster job running one training job in ``pool`` (op pools are fixed per definition)."""
-    with _JOBS_LOCK:
-        if pool in _JOBS:
-            return _JOBS[pool]
+    from workbench.compute.launcher import job_for_pool
 
-        @dg.op(name="train", pool=pool, required_resource_keys={"workbench"},
-               description="Runs one workbench training job (workbench.train.jobs.execute).")  # fmt: skip
-        def train(context: dg.OpExecutionContext, config: TrainJobConfig) -> dg.Output:
-            from workbench.train import jobs
-
-            info = jobs.execute(context.resources.workbench.services(), config.job_id)
-            result = info.result
-            metadata = {"job_id": info.id, "status": info.status, "global_step": result.get("global_step", 0),
-                        "cost": float(result.get("cost") or 0.0), "checkpoint_id": result.get("checkpoint_id") or "",
-                        "wandb_dir": result.get("wandb_dir") or ""}  # fmt: skip
-            if info.status == "failed":
-                raise dg.Failure(description=str(result.get("error")), metadata=metadata)
-            return dg.Output(info.status, metadata=metadata)
-
-        @dg.job(name=JOB_NAME, executor_def=dg.in_process_executor, tags={"workbench/kind": "train"},
-                description="One training job (submitted with POST /train/jobs).")  # fmt: skip
-        def job() -> None:
-            train()
-
-        _JOBS[pool] = job
-        return job
+    return job_for_pool(JOB_NAME, pool, _build_train_job)
 
 
-class _LiveServices:
-    """Hands the op the API process's own Services (same stores, same stop events)."""
+def _build_train_job(pool: str) -> dg.JobDefinition:
+    @dg.op(name="train", pool=pool, required_resource_keys={"workbench"},
+           description="Runs one workbench training job (workbench.train.jobs.execute).")  # fmt: skip
+    def train(context: dg.OpExecutionContext, config: TrainJobConfig) -> dg.Output:
+        from workbench.train import jobs
 
-    def __init__(self, services: "Services") -> None:
-        self._services = services
+        info = jobs.execute(context.resources.workbench.services(), config.job_id)
+        result = info.result
+        metadata = {"job_id": info.id, "status": info.status, "global_step": result.get("global_step", 0),
+                    "cost": float(result.get("cost") or 0.0), "checkpoint_id": result.get("checkpoint_id") or "",
+                    "wandb_dir": result.get("wandb_dir") or ""}  # fmt: skip
+        if info.status == "failed":
+            raise dg.Failure(description=str(result.get("error")), metadata=metadata)
+        return dg.Output(info.status, metadata=metadata)
 
-    def services(self) -> "Services":
-        return self._services
+    @dg.job(name=JOB_NAME, executor_def=dg.in_process_executor, tags={"workbench/kind": "train"},
+            description="One training job (submitted with POST /train/jobs).")  # fmt: skip
+    def job() -> None:
+        train()
+
+    return job
 
 
 def launch(
@@ -96,7 +80,7 @@ def launch(
     dataset: dict[str, Any], base: dict[str, Any],
 ) -> threading.Thread:
     """Run the job's Dagster run in a background thread of this process (``execute_in_process``)."""
-    from workbench.compute import ensure_dagster_home, open_instance
+    from workbench.compute.launcher import launch_in_process
     from workbench.train import jobs
 
     compute = request.compute_requirements
@@ -114,36 +98,11 @@ def launch(
         tags["dagster/max_runtime"] = str(int(compute.max_runtime_s))
     if request.resume_from:
         tags["workbench/resume_from"] = request.resume_from
-    ensure_dagster_home(services.settings)  # before the thread: a broken Dagster home fails the request
-    definition = train_job_for_pool(pool)
 
-    def run() -> None:
-        try:
-            with open_instance(services.settings) as instance:
-                result = definition.execute_in_process(
-                    run_config={"ops": {"train": {"config": op_config}}}, instance=instance, tags=tags, run_id=run_id,
-                    resources={"workbench": _LiveServices(services)}, raise_on_error=False,
-                )  # fmt: skip
-            if not result.success:
-                jobs._finish_failed(services, job_id, jobs.job_dir(services, tenant_id, job_id),
-                                    "the Dagster run failed; see its logs in the Dagster UI")  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - reported on the job
-            log.exception("dagster run of train job %s failed", job_id)
-            jobs._finish_failed(services, job_id, jobs.job_dir(services, tenant_id, job_id), f"dagster: {exc}")
-        finally:
-            jobs._forget(job_id)
+    def failed(message: str) -> None:
+        jobs._finish_failed(services, job_id, jobs.job_dir(services, tenant_id, job_id), message)
 
-    thread = threading.Thread(target=run, name=f"train-{job_id}", daemon=True)
-    thread.start()
-    return thread
-
-
-def mark_interrupted(settings: "Settings", run_id: str) -> None:
-    """Mark an unfinished run failed (its process died) and free the pool slots it held."""
-    from workbench.compute import open_instance
-
-    with open_instance(settings) as instance:
-        run = instance.get_run_by_id(run_id)
-        if run is not None and not run.is_finished:
-            instance.report_run_failed(run, "interrupted: the process running this training job ended")
-        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+    return launch_in_process(
+        services, train_job_for_pool(pool), run_id=run_id, run_config={"ops": {"train": {"config": op_config}}},
+        tags=tags, thread_name=f"train-{job_id}", on_failure=failed, on_exit=lambda: jobs._forget(job_id),
+    )  # fmt: skip

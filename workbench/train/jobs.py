@@ -32,8 +32,6 @@ import importlib.metadata
 import io
 import json
 import logging
-import os
-import socket
 import subprocess
 import threading
 import time
@@ -45,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 from sqlalchemy import select, update
 
+from workbench.compute.launcher import mark_run_interrupted, owner_alive, process_owner
 from workbench.errors import ConflictError, NotFoundError, ValidationFailed
 from workbench.security.tenants import new_id
 from workbench.store.models import TrainJobRecord, TrainMetricRecord
@@ -178,44 +177,6 @@ def _info(record: TrainJobRecord, latest: dict[str, float] | None = None, steps:
         progress=record.progress, result=record.result, dagster_run_id=record.dagster_run_id,
         created_at=record.created_at, finished_at=record.finished_at, latest_metrics=latest or {}, metrics_steps=steps,
     )  # fmt: skip
-
-
-# --------------------------------------------------------------------------- process ownership
-# A job row names the process that owns it; a row left active by a dead owner is interrupted.
-
-_TOKEN = uuid.uuid4().hex[:12]
-
-
-def _process_started(pid: int) -> float | None:
-    try:
-        import psutil
-
-        return psutil.Process(pid).create_time()
-    except Exception:  # noqa: BLE001 - psutil missing, or the process is gone
-        return None
-
-
-def _owner() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "token": _TOKEN, "started": _process_started(os.getpid())}
-
-
-def _owner_alive(owner: dict[str, Any] | None) -> bool:
-    if not owner:
-        return False
-    if owner.get("token") == _TOKEN and owner.get("pid") == os.getpid():
-        return True
-    if owner.get("host") != socket.gethostname():
-        return True  # another machine: we cannot tell, so we do not judge
-    pid = int(owner.get("pid") or 0)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    started, now = owner.get("started"), _process_started(pid)
-    # The same pid with another start time is a different process (pid reuse).
-    return not (started is not None and now is not None and abs(now - started) > 1.0)
 
 
 # --------------------------------------------------------------------------- in-process registry
@@ -476,7 +437,7 @@ def submit(services: Services, tenant_id: str, request: TrainJobRequest | dict[s
     now = datetime.now(UTC)
     record = TrainJobRecord(
         id=job_id, tenant_id=tenant_id, algorithm=plan.algorithm, status="queued", request=stored,
-        progress={"step": 0, "max_steps": int(plan.hyperparams.get("max_steps") or 0), "owner": _owner(),
+        progress={"step": 0, "max_steps": int(plan.hyperparams.get("max_steps") or 0), "owner": process_owner(),
                   "queued_at": now.isoformat()},
         result={}, dagster_run_id=run_id, created_at=now, finished_at=None,
     )  # fmt: skip
@@ -513,7 +474,7 @@ def _latest(services: Services, job_ids: list[str]) -> dict[str, tuple[dict[str,
 def get_job(services: Services, tenant_id: str, job_id: str) -> TrainJobInfo:
     """One job of this tenant with its latest metrics (another tenant's job is 404)."""
     record = _record(services, tenant_id, job_id)
-    if record.status in ACTIVE_STATUSES and not _owner_alive(record.progress.get("owner")):
+    if record.status in ACTIVE_STATUSES and not owner_alive(record.progress.get("owner")):
         recover_interrupted(services, tenant_id)
         record = _record(services, tenant_id, job_id)
     latest, steps = _latest(services, [job_id])[job_id]
@@ -607,7 +568,7 @@ def execute(services: Services, job_id: str, stop_event: threading.Event | None 
         if record.status == "stopping":  # stopped between the pool granting a slot and here
             _transition(services, job_id, ("stopping",), "stopped", result={"stop_reason": "requested", "resumable": False})
         return get_job(services, tenant_id, job_id)
-    _merge_progress(services, job_id, owner=_owner(), started_at=started.isoformat())
+    _merge_progress(services, job_id, owner=process_owner(), started_at=started.isoformat())
     event = stop_event or _stop_event(job_id)
     out = job_dir(services, tenant_id, job_id)
     request = TrainJobRequest.model_validate({k: v for k, v in record.request.items() if k != "resolved"})
@@ -770,7 +731,7 @@ def recover_interrupted(services: Services, tenant_id: str | None = None) -> lis
     if tenant_id is not None:
         query = query.where(TrainJobRecord.tenant_id == tenant_id)
     with services.control.session() as session:
-        stale = [r for r in session.scalars(query) if not _owner_alive(r.progress.get("owner"))]
+        stale = [r for r in session.scalars(query) if not owner_alive(r.progress.get("owner"))]
     recovered = []
     for record in stale:
         out = job_dir(services, record.tenant_id, record.id)
@@ -787,9 +748,8 @@ def recover_interrupted(services: Services, tenant_id: str | None = None) -> lis
             recovered.append(record.id)
             if record.dagster_run_id:
                 try:
-                    from workbench.train._dagster_job import mark_interrupted
-
-                    mark_interrupted(services.settings, record.dagster_run_id)
+                    mark_run_interrupted(services.settings, record.dagster_run_id,
+                                         "interrupted: the process running this training job ended")
                 except Exception:  # noqa: BLE001 - the job row is the source of truth; Dagster is best effort
                     log.warning("could not mark dagster run %s failed", record.dagster_run_id, exc_info=True)
     return recovered
