@@ -1,10 +1,15 @@
-"""Data Factory assets: the event lake and the datasets built from it."""
+"""Data Factory assets: the event lake, and the family's datasets built from it with their quality checks."""
+
+from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
+from assets.loop import LoopResource, families
 from assets.resources import WorkbenchResource
-from workbench.data.datasets import DatasetKind, create_dataset
-from workbench.security.tenants import create_tenant, find_tenant
+from workbench import loop as stages
+from workbench.data.datasets import get_dataset
+from workbench.data.quality import check_dataset
 
 
 @dg.asset(group_name="data", description="Agent events in the LanceDB lake; materializing compacts it and refreshes indexes.")
@@ -21,37 +26,36 @@ def events(workbench: WorkbenchResource) -> dg.MaterializeResult:
     )
 
 
-class DatasetConfig(dg.Config):
-    """Which tenant's events, filtered how, into which file format."""
+def _dataset_asset(kind: str) -> dg.AssetsDefinition:
+    name = f"{kind}_dataset"
+    upstream = "rollout_events" if kind == "trajectories" else "trajectories_dataset"
+    checks = [
+        dg.AssetCheckSpec("pii_free", asset=name, blocking=True, description="No PII recognised in the file."),
+        dg.AssetCheckSpec("schema_valid", asset=name, blocking=True, description=f"Columns and types of the {kind} schema."),
+        dg.AssetCheckSpec("dedup_rate", asset=name, description="Few rows repeat another row."),
+    ]
 
-    tenant: str = "default"
-    name: str | None = None
-    filters: dict = {}
-    output_format: str = "parquet"
-
-
-def _dataset_asset(kind: DatasetKind) -> dg.AssetsDefinition:
     @dg.asset(
-        name=f"{kind.value}_dataset",
-        group_name="data",
-        deps=[events],
-        description=f"An immutable {kind.value} dataset version built from the event lake, with lineage.",
+        name=name, partitions_def=families, group_name="data", kinds={"parquet"}, check_specs=checks,
+        ins={"rollouts": dg.AssetIn("rollout_events")},
+        deps=[] if kind == "trajectories" else [upstream],
+        description=f"A new immutable {kind} dataset version from every event of the family's environment, with lineage.",
     )
-    def _build(context: dg.AssetExecutionContext, config: DatasetConfig, workbench: WorkbenchResource) -> dg.MaterializeResult:
-        services = workbench.services()
-        tenant = find_tenant(services.control, config.tenant) or create_tenant(services.control, config.tenant)[0]
-        spec = {"name": config.name or f"{kind.value}-dataset", "kind": kind.value, "filters": config.filters,
-                "output_format": config.output_format}
-        info = create_dataset(services, tenant.id, spec, creator=f"dagster:{context.run.run_id}")
-        return dg.MaterializeResult(
-            metadata={
-                "dataset_id": info.id, "version": info.version, "rows": info.rows, "content_hash": info.content_hash,
-                "uri": dg.MetadataValue.path(info.uri), "runs": len(info.lineage["runs"]),
-                "agent_versions": ", ".join(info.lineage["agent_versions"]), "events": info.lineage["events"]["count"],
-            }
-        )
+    def _build(context: dg.AssetExecutionContext, workbench: WorkbenchResource, loop: LoopResource,
+               rollouts: dict) -> Iterator[Any]:
+        ctx = loop.context(workbench, context.partition_key)
+        info = stages.build_dataset(ctx, kind, rollouts)
+        yield dg.Output(info, metadata={
+            "dataset_id": info["id"], "version": info["version"], "rows": info["rows"], "content_hash": info["content_hash"],
+            "uri": dg.MetadataValue.path(info["uri"]), "runs": len(info["lineage"]["runs"]),
+            "agent_versions": ", ".join(info["lineage"]["agent_versions"]), "events": info["lineage"]["events"]["count"],
+        })
+        for outcome in check_dataset(ctx.services, ctx.tenant_id, get_dataset(ctx.services, ctx.tenant_id, info["id"])):
+            yield dg.AssetCheckResult(check_name=outcome.name, passed=outcome.passed, description=outcome.description,
+                                      metadata=outcome.metadata,
+                                      severity=dg.AssetCheckSeverity.ERROR if outcome.name != "dedup_rate" else dg.AssetCheckSeverity.WARN)
 
     return _build
 
 
-dataset_assets = [_dataset_asset(kind) for kind in DatasetKind]
+dataset_assets = [_dataset_asset(kind) for kind in stages.DATASET_KINDS]

@@ -5,7 +5,8 @@ eval again → promotion → deployment, with a table of success rates (95 % CI)
     .venv/bin/python bench/loop.py --quick    # a few minutes, every stage once
     .venv/bin/python bench/loop.py --family inventory
 
-Runs on WORKBENCH_HOME (default ./.workbench), like `make demo`, which calls the same function.
+Runs on WORKBENCH_HOME (default ./.workbench) by materializing the loop's Dagster assets, as
+`make demo` does.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from assets.closed_loop import run_closed_loop  # noqa: E402
 from workbench.config import Settings  # noqa: E402
-from workbench.loop import LoopConfig, run_loop  # noqa: E402
-from workbench.services import Services  # noqa: E402
 
 
 def main() -> None:
@@ -27,15 +27,13 @@ def main() -> None:
     parser.add_argument("--family", default="calculator")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is faster on a busy 2-core box)")
     args = parser.parse_args()
-    make = LoopConfig.quick if args.quick else LoopConfig
-    services = Services(Settings())
+    overrides = {"num_threads": args.threads} if args.threads else {}
     try:
-        run_loop(services, make(family=args.family, num_threads=args.threads))
+        run_closed_loop(Settings(), args.family, quick=args.quick, overrides=overrides)
     finally:
         from workbench.runtime import serving
 
         serving.close()
-        services.close()
 
 
 if __name__ == "__main__":

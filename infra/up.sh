@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make up`: the REST API and the Dagster UI (webserver + daemon) on 127.0.0.1.
+# `make up`: the REST API, dagster-webserver (the UI) and dagster-daemon (queue, schedules, sensors,
+# automation) on 127.0.0.1, all on the instance under $WORKBENCH_HOME/dagster.
 # Ctrl-C stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,11 +11,9 @@ DAGSTER_PORT=${DAGSTER_PORT:-3000}
 export WORKBENCH_HOME=${WORKBENCH_HOME:-$PWD/.workbench}
 export DAGSTER_HOME="$WORKBENCH_HOME/dagster"
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS=""
-mkdir -p "$DAGSTER_HOME"
-[[ -f "$DAGSTER_HOME/dagster.yaml" ]] || cat > "$DAGSTER_HOME/dagster.yaml" <<'YAML'
-telemetry:
-  enabled: false
-YAML
+# The same dagster.yaml (SQLite storage, telemetry off, queued run coordinator, pools) the API and
+# `make demo` use: created when missing, never overwritten.
+"$VENV/bin/python" -c "from workbench.compute import ensure_dagster_home; from workbench.config import Settings; ensure_dagster_home(Settings())"
 
 pids=()
 stop() {
@@ -34,7 +33,8 @@ stop() {
 trap stop INT TERM EXIT
 
 setsid "$VENV/bin/workbench" serve --host 127.0.0.1 --port "$API_PORT" & pids+=($!)
-setsid "$VENV/bin/dagster" dev -w workspace.yaml -h 127.0.0.1 -p "$DAGSTER_PORT" & pids+=($!)
+setsid "$VENV/bin/dagster-webserver" -w workspace.yaml -h 127.0.0.1 -p "$DAGSTER_PORT" & pids+=($!)
+setsid "$VENV/bin/dagster-daemon" run -w workspace.yaml & pids+=($!)
 
 for _ in $(seq 1 120); do
   api=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$API_PORT/healthz" || true)
@@ -45,9 +45,9 @@ done
 cat <<MSG
 
   REST API    http://127.0.0.1:$API_PORT   (docs at /docs, OpenAPI at /openapi.json)
-  Dagster UI  http://127.0.0.1:$DAGSTER_PORT
+  Dagster UI  http://127.0.0.1:$DAGSTER_PORT   (assets at /assets, runs at /runs; the daemon is running)
   home        $WORKBENCH_HOME
 
-  Ctrl-C stops both.
+  Ctrl-C stops all three.
 MSG
 wait

@@ -171,18 +171,22 @@ def demo(
     quick: Annotated[bool, typer.Option("--quick", help="CI-sized loop: a few minutes.")] = False,
     family: Annotated[str, typer.Option(help="Scenario family the loop learns.")] = "calculator",
 ) -> None:
-    """The main job: the Data Factory walk-through, then the closed loop on WORKBENCH_HOME."""
+    """The main job: the Data Factory walk-through, then the closed loop as Dagster assets on WORKBENCH_HOME."""
+    from assets.closed_loop import run_closed_loop
     from workbench.demo import run_demo
-    from workbench.loop import LoopConfig, run_loop
     from workbench.runtime import serving
 
     services = _services()
     try:
         run_demo(services, runs=runs)
-        run_loop(services, (LoopConfig.quick if quick else LoopConfig)(family=family))
+    finally:
+        services.close()
+    try:
+        outcome = run_closed_loop(services.settings, family, quick=quick)
     finally:
         serving.close()
-        services.close()
+    if not outcome["success"]:
+        raise typer.Exit(1)
 
 
 @app.command("db-upgrade")

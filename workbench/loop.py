@@ -1,11 +1,14 @@
-"""The closed loop on one machine (``bench/loop.py``, ``make demo``).
+"""The stages of the closed loop, as library functions (the Dagster assets in ``assets/loop.py`` wrap them).
 
-base model → baseline eval on the test split → rollouts on the train split (few-shot) plus oracle
-demonstrations → SFT dataset → SFT job → one round of RFT (sample K per train task with the SFT
-model, keep verified successes, SFT on them) → eval again → promotion (gated by the report) →
-deployment → one call through the sessions API. Every stage goes through the same library
-functions the REST API and Dagster use, so the runs, datasets, jobs and reports are all in the
-control plane (and the training runs in the Dagster UI) afterwards.
+scenario library → baseline eval on the test split → rollouts on the train split (few-shot) plus
+oracle demonstrations → events → trajectory, SFT, preference and RL-prompt datasets → label tasks
+→ reward model → policy checkpoint (SFT, then one round of RFT: sample K per train task with the
+SFT model, keep verified successes, SFT on them) → eval again (checker and reward model) →
+promotion candidate → production + deployment → one call through the sessions API.
+
+Every stage goes through the same library functions the REST API uses, so runs, datasets, jobs
+and reports are all in the control plane afterwards. Each stage takes a :class:`LoopContext` and
+the JSON-able outputs of the stages it needs, and returns its own.
 
 Evals show the model the tool descriptions but no worked examples (zero-shot), before and
 after: the loop is judged on what the trained policy does with the prompt production uses.
@@ -15,8 +18,9 @@ The few-shot base figure is reported next to it for context.
 from __future__ import annotations
 
 import time
-import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -24,6 +28,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+# The scenario families the loop can learn (one Dagster partition each).
+LOOP_FAMILIES = ("calculator", "inventory", "forms")
 # Worked examples per family (keyed by tool name), shown to the base model for rollouts and for the
 # few-shot context eval; families without any are rolled out zero-shot.
 FEW_SHOT = {"calculator": {"calculator": [
@@ -33,6 +39,10 @@ FEW_SHOT = {"calculator": {"calculator": [
     {"question": "What is 10 minus 4?", "arguments": {"expression": "10 - 4"}, "result": "6", "answer": "6"},
 ]}}
 QUESTIONS = {"calculator": "A box holds 6 pens. How many pens are in 7 boxes?"}
+DATASET_KINDS = ("trajectories", "sft", "preference", "rl_prompts")
+# The figures of a stage's output that the summary's stage table shows.
+SUMMARY_FIGURES = ("success_rate", "episodes", "demonstrations", "negatives", "version", "rows", "tasks", "labelled", "loss",
+                   "accuracy", "sft_loss", "rft_accepted", "rft_sampled", "cost", "gain", "floor", "stage", "engine", "status")
 
 
 class LoopConfig(BaseModel):
@@ -41,189 +51,299 @@ class LoopConfig(BaseModel):
     family: str = "calculator"
     tenant: str = "demo"
     test_tasks: int | None = Field(None, description="Test tasks evaluated (None: the whole split).")
-    context_tasks: int = Field(20, description="Test tasks of the few-shot base eval (context only).")
+    context_tasks: int = Field(20, description="Test tasks of the few-shot base eval (context only; 0 skips it).")
     train_tasks: int = 32
     demonstrations: int = 96
+    negatives: int = Field(16, description="Random-policy episodes on demonstration tasks: failures that the "
+                                           "preference pairs (and so the reward model) always have to contrast with.")
     sft_steps: int = 30
     rft_tasks: int = 24
     rft_samples: int = 4
     rft_steps: int = 12
+    rm_steps: int = 10
     learning_rate: float = 3e-4
     max_length: int = Field(2048, description="Longest training row in tokens (api/browser conversations are long).")
     max_new_tokens: int = 64
     batch_size: int = 8
     num_threads: int | None = None
+    eval_floor: float = Field(0.0, ge=0, le=1, description="Lowest test success a checkpoint may have to be deployed; "
+                                                           "the baseline's success rate raises it.")
 
     @classmethod
     def quick(cls, **overrides: Any) -> LoopConfig:
         """A few minutes on 2 cores: enough to see every stage work, too small to learn much."""
-        return cls(**({"test_tasks": 12, "context_tasks": 12, "train_tasks": 8, "demonstrations": 32, "sft_steps": 6, "rft_tasks": 6,
-                       "rft_samples": 2, "rft_steps": 3} | overrides))
+        return cls(**({"test_tasks": 12, "context_tasks": 12, "train_tasks": 8, "demonstrations": 32, "negatives": 8, "sft_steps": 6,
+                       "rft_tasks": 6, "rft_samples": 2, "rft_steps": 3, "rm_steps": 3} | overrides))
 
 
 @dataclass
-class LoopResult:
-    """What the loop did: figures per stage, the reports and the promoted checkpoint."""
+class LoopContext:
+    """What every stage needs: the stores, the tenant, the sizes and where progress goes."""
 
-    stages: list[dict[str, Any]] = field(default_factory=list)
-    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
-    checkpoint_id: str | None = None
-    reply: str | None = None
+    services: Any
+    tenant_id: str
+    config: LoopConfig
+    console: Console
+
+    @classmethod
+    def open(cls, services, config: LoopConfig, console: Console | None = None) -> LoopContext:
+        """The context for ``config.tenant`` (created on first use)."""
+        from workbench.client import EmbeddedClient
+
+        return cls(services, EmbeddedClient(services, config.tenant).tenant_id, config, console or Console())
+
+    @property
+    def family(self) -> str:
+        """The scenario family this loop learns."""
+        return self.config.family
+
+    @contextmanager
+    def progress(self, label: str) -> Iterator[Callable[[int, int | None], None]]:
+        """A transient progress bar; yields ``update(done, total)``."""
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=self.console, transient=True) as bar:
+            task = bar.add_task(label, total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
+
+    def hyperparams(self, steps: int) -> dict[str, Any]:
+        """Training hyperparameters shared by the loop's jobs."""
+        config = self.config
+        # One row per forward pass, 4 per optimizer step (the same effective batch as TRL's default
+        # 4 x 1): the logits of 4 long rows at once made most of a 4.6 GB training peak (3.0 GB at 2 x 2).
+        hyper = {"learning_rate": config.learning_rate, "logging_steps": 1, "max_length": config.max_length,
+                 "max_steps": steps, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 4}
+        return hyper | ({"num_threads": config.num_threads} if config.num_threads else {})
+
+    def train(self, label: str, request: dict[str, Any]) -> Any:
+        """Submit a training job (a Dagster run in the home's instance) and wait for it with a progress bar."""
+        from workbench.train import jobs
+
+        job = jobs.submit(self.services, self.tenant_id, request)
+        with self.progress(label) as update:
+            while True:
+                info = jobs.get_job(self.services, self.tenant_id, job.id)
+                update(info.progress.get("step", 0), info.progress.get("max_steps") or None)
+                if info.status in ("succeeded", "failed", "stopped", "interrupted"):
+                    break
+                time.sleep(1.0)
+        if info.status != "succeeded":
+            raise RuntimeError(f"training job {job.id} ended {info.status}: {info.result.get('error')}")
+        return info
 
 
-def _wait_for_job(services, tenant_id: str, job_id: str, progress: Progress, label: str) -> Any:
-    from workbench.train import jobs
-
-    task = progress.add_task(label, total=None)
-    while True:
-        info = jobs.get_job(services, tenant_id, job_id)
-        step, total = info.progress.get("step", 0), info.progress.get("max_steps") or None
-        progress.update(task, completed=step, total=total)
-        if info.status in ("succeeded", "failed", "stopped", "interrupted"):
-            progress.remove_task(task)
-            if info.status != "succeeded":
-                raise RuntimeError(f"training job {job_id} ended {info.status}: {info.result.get('error')}")
-            return info
-        time.sleep(1.0)
+def _report_figures(report: dict[str, Any]) -> dict[str, Any]:
+    summary = report["summary"]
+    keep = ("success_rate", "ci_low", "ci_high", "tasks", "attempts", "safety_violations", "cost", "elapsed_s")
+    return {"report_id": report["id"], **{k: summary[k] for k in keep if k in summary}}
 
 
-def run_loop(services, config: LoopConfig | None = None, console: Console | None = None) -> LoopResult:
-    """Run every stage once; prints progress and a summary table, returns the figures."""
+def _evaluate(ctx: LoopContext, label: str, model: dict[str, Any], *, few_shot: bool = False,
+              verifiers: list[Any] | None = None) -> dict[str, Any]:
+    from workbench.evals.runner import run_eval
+
+    config = ctx.config
+    with ctx.progress(f"eval {label}") as update:
+        return run_eval(ctx.services, ctx.tenant_id, {
+            "model": model, "scenarios": {"family": ctx.family, "split": "test",
+                                          "limit": config.context_tasks if few_shot else config.test_tasks},
+            "max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size, "max_steps": 4,
+            "tool_examples": FEW_SHOT.get(ctx.family, {}) if few_shot else {},
+            "verifiers": verifiers or ["checker"],
+        }, progress=update)
+
+
+def baseline_eval(ctx: LoopContext) -> dict[str, Any]:
+    """The base model on the test split, zero-shot (and few-shot, for context, when the family has examples)."""
+    from workbench.runtime import serving
+
+    base_model, _ = serving.ensure_base_model(ctx.services, ctx.tenant_id)
+    figures = {"zero_shot": _report_figures(_evaluate(ctx, "base (zero-shot)", {"ref": base_model.id}))}
+    if FEW_SHOT.get(ctx.family) and ctx.config.context_tasks:
+        figures["few_shot"] = _report_figures(_evaluate(ctx, "base (few-shot)", {"ref": base_model.id}, few_shot=True))
+    return figures
+
+
+def rollouts(ctx: LoopContext, tag: str) -> dict[str, Any]:
+    """Episodes of the base model on the train split, oracle demonstrations and random-policy negatives,
+    ingested as events tagged ``tag``."""
     import workbench.envs as envs
     from workbench.agents import SamplingParams, ToolExample
     from workbench.agents.rollouts import load_tasks, run_rollouts
-    from workbench.client import EmbeddedClient
-    from workbench.data.datasets import create_dataset
-    from workbench.evals.runner import compare_reports, run_eval
     from workbench.runtime import serving
-    from workbench.train import jobs, registry
 
-    config = config or LoopConfig()
-    console = console or Console()
-    tenant_id = EmbeddedClient(services, config.tenant).tenant_id
-    tag = f"loop-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    result = LoopResult()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    shots = FEW_SHOT.get(config.family, {})
-    examples = {k: [ToolExample.model_validate(x) for x in v] for k, v in shots.items()}
-    hyper = {"learning_rate": config.learning_rate, "logging_steps": 1, "max_length": config.max_length}
-    if config.num_threads:
-        hyper["num_threads"] = config.num_threads
-
-    def stage(name: str, started: float, **figures: Any) -> None:
-        cpu = figures.pop("cpu_seconds", None)
-        result.stages.append({"stage": name, "seconds": round(time.perf_counter() - started, 1), **figures,
-                              **({"cpu_seconds": cpu} if cpu is not None else {})})
-        console.print(f"[green]✓[/] {name} ({result.stages[-1]['seconds']} s)")
-
-    def evaluate(name: str, model: dict[str, Any], few_shot: bool = False) -> dict[str, Any]:
-        limit = config.context_tasks if few_shot else config.test_tasks
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task(f"eval {name}", total=None)
-            report = run_eval(services, tenant_id, {
-                "model": model, "scenarios": {"family": config.family, "split": "test", "limit": limit},
-                "max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size, "max_steps": 4,
-                "tool_examples": shots if few_shot else {},
-            }, progress=lambda done, total: progress.update(task, completed=done, total=total))
-        result.reports[name] = report
-        return report
-
-    console.rule("[bold]The loop")
-    started = time.perf_counter()
-    base_model, base_ckpt = serving.ensure_base_model(services, tenant_id)
-    stage("base model", started)
-
-    started = time.perf_counter()
-    baseline = evaluate("base (zero-shot)", {"ref": base_model.id})
-    stage("baseline eval", started, success=baseline["summary"]["success_rate"])
-    few_shot = None
-    if shots:
-        started = time.perf_counter()
-        few_shot = evaluate("base (few-shot)", {"ref": base_model.id}, few_shot=True)
-        stage("baseline eval, few-shot (context)", started, success=few_shot["summary"]["success_rate"])
-
-    started = time.perf_counter()
-    engine = serving.engine_for(services, serving.resolve_model(services, tenant_id, {"ref": base_model.id})).engine
-    sink = lambda events: services.ingestor.ingest(tenant_id, events)  # noqa: E731
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("rollouts (train split, base model)", total=None)
-        rollout = run_rollouts(
-            engine, load_tasks(config.family, "train", limit=config.train_tasks), agent_version=base_ckpt.id,
+    config, services = ctx.config, ctx.services
+    base_model, base_ckpt = serving.ensure_base_model(services, ctx.tenant_id)
+    engine = serving.engine_for(services, serving.resolve_model(services, ctx.tenant_id, {"ref": base_model.id})).engine
+    examples = {k: [ToolExample.model_validate(x) for x in v] for k, v in FEW_SHOT.get(ctx.family, {}).items()}
+    sink = lambda events: services.ingestor.ingest(ctx.tenant_id, events)  # noqa: E731
+    with ctx.progress("rollouts (train split, base model)") as update:
+        report = run_rollouts(
+            engine, load_tasks(ctx.family, "train", limit=config.train_tasks), agent_version=base_ckpt.id,
             tags=[tag, "rollout"], sink=sink, sampling=SamplingParams(max_new_tokens=config.max_new_tokens),
-            batch_size=config.batch_size, tool_examples=examples, max_steps=4,
-            progress=lambda d, t: progress.update(task, completed=d, total=t),
+            batch_size=config.batch_size, tool_examples=examples, max_steps=4, progress=update,
         )
-    demos = load_tasks(config.family, "train", limit=config.demonstrations)
+    demos = load_tasks(ctx.family, "train", limit=config.demonstrations)
     for i, scenario in enumerate(demos):
         envs.run_episode(scenario, "oracle", seed=i, sink=sink, agent_version="oracle", tags=[tag, "oracle"])
-    stage("rollouts + oracle demonstrations", started, success=rollout.success_rate)
+    for i, scenario in enumerate(demos[:config.negatives]):
+        envs.run_episode(scenario, "random", seed=i, sink=sink, agent_version="random", tags=[tag, "negative"])
+    return {"tag": tag, "episodes": len(report.episodes), "success_rate": round(report.success_rate, 4),
+            "demonstrations": len(demos), "negatives": min(config.negatives, len(demos)), "agent_version": base_ckpt.id, "env_id": family_env_id(ctx.family)}
 
-    started = time.perf_counter()
-    sft_data = create_dataset(services, tenant_id, {"name": f"{config.family}-sft", "kind": "sft",
-                                                    "filters": {"tags": [tag], "success": True}}, creator="loop")
-    stage("dataset (verified successes)", started, rows=sft_data.rows)
 
-    started = time.perf_counter()
-    with Progress(*columns, console=console, transient=True) as progress:
-        job = jobs.submit(services, tenant_id, {
-            "algorithm": "sft", "dataset_ref": sft_data.id, "model_base": base_model.id,
-            "model_name": f"{config.family}-policy", "hyperparams": hyper | {"max_steps": config.sft_steps},
-        })
-        sft_job = _wait_for_job(services, tenant_id, job.id, progress, "SFT")
-    stage("SFT", started, cost=sft_job.result.get("cost"), loss=sft_job.latest_metrics.get("loss"))
+def family_env_id(family: str) -> str:
+    """The ``env_id`` that the family's episodes carry in their events (``<type>/<family>``)."""
+    from workbench.agents.rollouts import load_tasks
 
-    started = time.perf_counter()
-    sft_ckpt = sft_job.result["checkpoint_id"]
-    policy_ref = {"ref": sft_job.result["model_id"], "checkpoint": sft_ckpt}
-    sft_engine = serving.engine_for(services, serving.resolve_model(services, tenant_id, policy_ref)).engine
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(f"RFT sampling ({config.rft_samples} per task)", total=None)
+    return f"{load_tasks(family, 'train', limit=1)[0].type}/{family}"
+
+
+def family_event_counts(services, tenant: str) -> dict[str, int]:
+    """Events in the lake per loop family for the tenant named ``tenant`` (empty if it does not exist)."""
+    from workbench.security.tenants import find_tenant
+    from workbench.store.lake import sql_literal
+
+    found = find_tenant(services.control, tenant)
+    if found is None:
+        return {}
+    return {family: services.lake.events.count_rows(
+        f"tenant_id = {sql_literal(found.id)} AND env_id = {sql_literal(family_env_id(family))}")
+        for family in LOOP_FAMILIES}
+
+
+def build_dataset(ctx: LoopContext, kind: str, events: dict[str, Any]) -> dict[str, Any]:
+    """A new version of the family's ``kind`` dataset from every event of its environment (SFT: successes only)."""
+    from workbench.data.datasets import create_dataset
+
+    filters: dict[str, Any] = {"env_id": events["env_id"]} | ({"success": True} if kind == "sft" else {})
+    info = create_dataset(ctx.services, ctx.tenant_id, {"name": f"{ctx.family}-{kind}", "kind": kind, "filters": filters},
+                          creator="loop")
+    return info.model_dump(mode="json", by_alias=True)
+
+
+def label_tasks(ctx: LoopContext, preference: dict[str, Any]) -> dict[str, Any]:
+    """The preference pairs annotators would label. Until labeling lands, the verifier's outcome is the label."""
+    return {"dataset_id": preference["id"], "tasks": preference["rows"], "labelled": preference["rows"],
+            "labeler": "verifier", "pending_human": 0}
+
+
+def reward_model(ctx: LoopContext, preference: dict[str, Any], labels: dict[str, Any]) -> dict[str, Any]:
+    """A reward model (LoRA head on the base model) trained on the labelled preference pairs."""
+    from workbench.runtime import serving
+
+    base_model, _ = serving.ensure_base_model(ctx.services, ctx.tenant_id)
+    job = ctx.train("reward model", {
+        "algorithm": "rm", "dataset_ref": labels["dataset_id"], "model_base": base_model.id,
+        "model_name": f"{ctx.family}-reward", "hyperparams": ctx.hyperparams(ctx.config.rm_steps),
+    })
+    return {"model_id": job.result["model_id"], "checkpoint_id": job.result["checkpoint_id"], "job_id": job.id,
+            "cost": job.result.get("cost"), "loss": job.latest_metrics.get("loss"),
+            "accuracy": job.latest_metrics.get("accuracy")}
+
+
+def policy_checkpoint(ctx: LoopContext, sft: dict[str, Any], prompts: dict[str, Any], tag: str) -> dict[str, Any]:
+    """SFT on the verified successes, then one RFT round on the RL prompts' tasks (sample, keep what the checker passes, SFT)."""
+    from workbench.agents import SamplingParams
+    from workbench.agents.rollouts import load_tasks, run_rollouts
+    from workbench.data.datasets import create_dataset, mark_dataset_used
+    from workbench.runtime import serving
+
+    config, services = ctx.config, ctx.services
+    base_model, _ = serving.ensure_base_model(services, ctx.tenant_id)
+    sft_job = ctx.train("SFT", {
+        "algorithm": "sft", "dataset_ref": sft["id"], "model_base": base_model.id,
+        "model_name": f"{ctx.family}-policy", "hyperparams": ctx.hyperparams(config.sft_steps),
+    })
+    model_id, sft_ckpt = sft_job.result["model_id"], sft_job.result["checkpoint_id"]
+    mark_dataset_used(services, ctx.tenant_id, prompts["id"], f"rft:{tag}")
+    engine = serving.engine_for(services, serving.resolve_model(
+        services, ctx.tenant_id, {"ref": model_id, "checkpoint": sft_ckpt})).engine
+    with ctx.progress(f"RFT sampling ({config.rft_samples} per task)") as update:
         sampled = run_rollouts(
-            sft_engine, load_tasks(config.family, "train", limit=config.rft_tasks), attempts=config.rft_samples,
-            agent_version=sft_ckpt, tags=[tag, "rft"], sink=sink, max_steps=4, batch_size=config.batch_size,
-            sampling=SamplingParams(temperature=0.8, max_new_tokens=config.max_new_tokens, seed=7),
-            progress=lambda d, t: progress.update(task, completed=d, total=t),
+            engine, load_tasks(ctx.family, "train", limit=config.rft_tasks), attempts=config.rft_samples,
+            agent_version=sft_ckpt, tags=[tag, "rft"], max_steps=4, batch_size=config.batch_size,
+            sink=lambda events: services.ingestor.ingest(ctx.tenant_id, events),
+            sampling=SamplingParams(temperature=0.8, max_new_tokens=config.max_new_tokens, seed=7), progress=update,
         )
     accepted = sum(e.success for e in sampled.episodes)
-    if accepted:
-        rft_data = create_dataset(services, tenant_id, {"name": f"{config.family}-rft", "kind": "sft",
+    figures = {"model_id": model_id, "sft_checkpoint_id": sft_ckpt, "sft_job_id": sft_job.id,
+               "sft_loss": sft_job.latest_metrics.get("loss"), "rft_accepted": accepted,
+               "rft_sampled": len(sampled.episodes), "cost": sft_job.result.get("cost") or 0.0}
+    if not accepted:
+        return figures | {"checkpoint_id": sft_ckpt}
+    rft_data = create_dataset(services, ctx.tenant_id, {"name": f"{ctx.family}-rft", "kind": "sft",
                                                         "filters": {"tags": ["rft", tag], "success": True}}, creator="loop")
-        with Progress(*columns, console=console, transient=True) as progress:
-            job = jobs.submit(services, tenant_id, {
-                "algorithm": "sft", "dataset_ref": rft_data.id, "model_base": sft_job.result["model_id"],
-                "model_checkpoint": sft_ckpt, "model_name": f"{config.family}-policy",
-                "hyperparams": hyper | {"max_steps": config.rft_steps},
-            })
-            rft_job = _wait_for_job(services, tenant_id, job.id, progress, "RFT (SFT on verified samples)")
-        final_ckpt, cost = rft_job.result["checkpoint_id"], rft_job.result.get("cost")
-    else:
-        final_ckpt, cost = sft_ckpt, 0.0
-    stage("RFT round", started, accepted=f"{accepted}/{len(sampled.episodes)}", cost=cost)
+    rft_job = ctx.train("RFT (SFT on verified samples)", {
+        "algorithm": "sft", "dataset_ref": rft_data.id, "model_base": model_id, "model_checkpoint": sft_ckpt,
+        "model_name": f"{ctx.family}-policy", "hyperparams": ctx.hyperparams(config.rft_steps),
+    })
+    return figures | {"checkpoint_id": rft_job.result["checkpoint_id"], "rft_job_id": rft_job.id,
+                      "cost": figures["cost"] + (rft_job.result.get("cost") or 0.0)}
 
-    started = time.perf_counter()
-    final_ref = {"ref": sft_job.result["model_id"], "checkpoint": final_ckpt}
-    final = evaluate("trained (zero-shot)", final_ref)
-    comparison = compare_reports(services, tenant_id, baseline["id"], final["id"])
-    stage("final eval", started, success=final["summary"]["success_rate"])
 
-    started = time.perf_counter()
-    registry.promote(services, tenant_id, sft_job.result["model_id"], final_ckpt, "production", actor="loop")
-    deployment = serving.deploy(services, tenant_id, {"model": sft_job.result["model_id"], "wait": True})
+def eval_report(ctx: LoopContext, policy: dict[str, Any], baseline: dict[str, Any],
+                reward: dict[str, Any] | None) -> dict[str, Any]:
+    """The checkpoint on the test split, judged by the checker (pass/fail) and the reward model (score),
+    compared pairwise with the baseline; ``floor`` is the success it must reach to be deployed."""
+    from workbench.evals.runner import compare_reports
+    from workbench.runtime import serving
+
+    verifiers: list[Any] = ["checker"]
+    if reward is not None:
+        rm = serving.resolve_model(ctx.services, ctx.tenant_id, {"ref": reward["model_id"], "checkpoint": reward["checkpoint_id"]})
+        verifiers.append({"name": "reward_model", "path": str(rm.adapter or rm.weights)})
+    report = _evaluate(ctx, "trained (zero-shot)", {"ref": policy["model_id"], "checkpoint": policy["checkpoint_id"]},
+                       verifiers=verifiers)
+    comparison = compare_reports(ctx.services, ctx.tenant_id, baseline["zero_shot"]["report_id"], report["id"])
+    figures = _report_figures(report)
+    rows = report["results"]
+    if reward is not None and rows:
+        figures["reward_model_mean"] = round(sum(r["scores"]["reward_model"] for r in rows) / len(rows), 4)
+    return figures | {
+        "model_id": policy["model_id"], "checkpoint_id": policy["checkpoint_id"],
+        "baseline_success": baseline["zero_shot"]["success_rate"],
+        "gain": round(figures["success_rate"] - baseline["zero_shot"]["success_rate"], 4),
+        "p_value": comparison["pass_fail"]["p_value"],
+        "floor": max(ctx.config.eval_floor, baseline["zero_shot"]["success_rate"]),
+    }
+
+
+def passes_floor(report: dict[str, Any]) -> bool:
+    """Whether an eval report clears its deployment floor."""
+    return report["success_rate"] >= report["floor"]
+
+
+def promotion_candidate(ctx: LoopContext, report: dict[str, Any]) -> dict[str, Any]:
+    """Mark a checkpoint whose eval cleared the floor as ``staging`` (the candidate for production)."""
+    from workbench.train import registry
+
+    if not passes_floor(report):
+        raise ValueError(f"checkpoint {report['checkpoint_id']} scored {report['success_rate']:.0%} on the test split, "
+                         f"under its floor of {report['floor']:.0%}; it is not a promotion candidate")
+    return registry.promote(ctx.services, ctx.tenant_id, report["model_id"], report["checkpoint_id"], "staging", actor="loop")
+
+
+def deployment(ctx: LoopContext, candidate: dict[str, Any]) -> dict[str, Any]:
+    """Promote the candidate to production (gated by its report), deploy it and call it once through a session."""
+    from workbench.agents.rollouts import load_tasks
+    from workbench.runtime import serving
     from workbench.runtime.agents import create_agent
     from workbench.runtime.sessions import create_session, step_session
+    from workbench.train import registry
 
+    services, tenant_id, config = ctx.services, ctx.tenant_id, ctx.config
+    registry.promote(services, tenant_id, candidate["model_id"], candidate["checkpoint_id"], "production", actor="loop")
+    deployed = serving.deploy(services, tenant_id, {"model": candidate["model_id"], "wait": True})
     agent = create_agent(services, tenant_id, {
-        "name": f"{config.family}-agent", "model": {"ref": sft_job.result["model_id"]},
+        "name": f"{ctx.family}-agent", "model": {"ref": candidate["model_id"]},
         "plugins": [_toolbox_pin(services, tenant_id)], "generation": {"max_new_tokens": config.max_new_tokens},
     })
     session = create_session(services, tenant_id, agent.id)
-    question = QUESTIONS.get(config.family) or load_tasks(config.family, "test", limit=1)[0].instructions
+    question = QUESTIONS.get(ctx.family) or load_tasks(ctx.family, "test", limit=1)[0].instructions
     reply = step_session(services, tenant_id, agent.id, session.session_id, question)
-    result.checkpoint_id, result.reply = final_ckpt, reply.reply
-    stage("promote + deploy + call", started, serving=f"{deployment.engine} ({deployment.status})")
-
-    _print_summary(console, result, baseline, few_shot, final, comparison)
-    return result
+    return {"deployment_id": deployed.id, "engine": deployed.engine, "status": deployed.status,
+            "agent_id": agent.id, "session_id": session.session_id, "question": question, "reply": reply.reply,
+            "checkpoint_id": candidate["checkpoint_id"]}
 
 
 def _toolbox_pin(services, tenant_id: str) -> dict[str, Any]:
@@ -244,25 +364,34 @@ def _toolbox_pin(services, tenant_id: str) -> dict[str, Any]:
     return {"name": plugin.name, "version": plugin.version, "scopes": ["read"]}
 
 
-def _print_summary(console: Console, result: LoopResult, baseline, few_shot, final, comparison) -> None:
+def print_summary(console: Console, outputs: dict[str, dict[str, Any]], seconds: dict[str, float],
+                  dagster_hint: str | None = None) -> None:
+    """The loop's closing tables: success before and after (95 % Wilson CIs) and time and figures per stage."""
+    baseline, report = outputs.get("baseline_eval"), outputs.get("eval_report")
     table = Table(title="Success on the test split (95 % Wilson interval)")
     for column in ("model", "prompt", "success", "95 % CI", "tasks"):
         table.add_column(column)
-    rows = [("base", baseline, "zero-shot"), ("base", few_shot, "few-shot (context, subset)"), ("trained", final, "zero-shot")]
-    for name, report, prompt in (row for row in rows if row[1] is not None):
-        s = report["summary"]
-        table.add_row(name, prompt, f"{s['success_rate']:.0%}", f"{s['ci_low']:.0%} – {s['ci_high']:.0%}", str(s["tasks"]))
+    rows = [("base", (baseline or {}).get("zero_shot"), "zero-shot"),
+            ("base", (baseline or {}).get("few_shot"), "few-shot (context, subset)"), ("trained", report, "zero-shot")]
+    for name, figures, prompt in (row for row in rows if row[1]):
+        table.add_row(name, prompt, f"{figures['success_rate']:.0%}",
+                      f"{figures['ci_low']:.0%} – {figures['ci_high']:.0%}", str(figures["tasks"]))
     console.print(table)
-    gain = final["summary"]["success_rate"] - baseline["summary"]["success_rate"]
-    console.print(f"gain over the base model (same prompt): {gain * 100:+.0f} points; "
-                  f"McNemar p = {comparison['pass_fail']['p_value']:.3g}")
+    if report:
+        console.print(f"gain over the base model (same prompt): {report['gain'] * 100:+.0f} points; "
+                      f"McNemar p = {report['p_value']:.3g}; deployment floor {report['floor']:.0%} "
+                      f"({'cleared' if passes_floor(report) else 'not cleared: deployment blocked'})")
     stages = Table(title="Stages")
     stages.add_column("stage")
     stages.add_column("seconds", justify="right")
     stages.add_column("figures")
-    for row in result.stages:
-        figures = ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("stage", "seconds") and v is not None)
-        stages.add_row(row["stage"], f"{row['seconds']:.1f}", figures)
+    for name, spent in seconds.items():
+        figures = outputs.get(name) or {}
+        figures = figures.get("zero_shot", figures)  # the baseline's headline figure
+        shown = [f"{k}={round(v, 4) if isinstance(v, float) else v}" for k, v in figures.items() if k in SUMMARY_FIGURES]
+        stages.add_row(name, f"{spent:.1f}", ", ".join(shown))
     console.print(stages)
-    console.print(f"deployed agent answered: {result.reply!r}")
-    console.print("Training runs are in the Dagster UI (make up → http://127.0.0.1:3000, Runs).")
+    if outputs.get("deployment"):
+        console.print(f"deployed agent ({outputs['deployment']['engine']}) answered: {outputs['deployment']['reply']!r}")
+    if dagster_hint:
+        console.print(dagster_hint)

@@ -28,6 +28,29 @@ def _peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+_MMAP_THRESHOLD = 1 << 20
+
+
+def _return_freed_memory_to_os() -> None:
+    """Make freed multi-MB tensors go back to the OS (glibc only; elsewhere a no-op).
+
+    glibc raises its mmap threshold each time a large block is freed, up to 32 MB, after which
+    activations and logits come from the heap and stay there once freed: a process that trained
+    twice (SFT then RFT in the loop) held 10.5 GB resident after a 6 GB peak. A fixed 1 MB
+    threshold serves every tensor of interest with its own mapping, returned when it is freed
+    (measured: 4.6 GB peak, 1.8 GB after, on the same jobs). Fixing it is process-wide and idempotent.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if sys.platform.startswith("linux") and name:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+        libc.malloc_trim(0)
+
+
 class _Threads:
     """Sets torch's intra-op thread count for the run and restores it afterwards."""
 
@@ -198,6 +221,7 @@ def run_training(
     runners = {"sft": _sft.run, "dpo": _dpo.run, "grpo": _grpo.run, "ppo": _ppo.run, "rft": _rft.run,
                "rm": _reward_model.run}  # fmt: skip
     threads = _Threads(cfg.num_threads)
+    _return_freed_memory_to_os()
     tracker.start()
     status = "failed"
     try:
@@ -206,6 +230,7 @@ def run_training(
         status = outcome.status
     finally:
         tracker.finish(status)
+        _return_freed_memory_to_os()
 
     compute = tracker.compute()
     total = time.perf_counter() - wall0
