@@ -19,8 +19,9 @@ pids=()
 stop() {
   trap - INT TERM EXIT
   # Each child leads its own process group (setsid): signal the groups, which also reach
-  # dagster's webserver, daemon and code servers. SIGINT is what both shut down cleanly on.
-  for pid in "${pids[@]}"; do kill -INT -- "-$pid" 2>/dev/null || true; done
+  # dagster's code servers. SIGTERM, not SIGINT: a non-interactive shell starts background
+  # commands with SIGINT ignored; uvicorn and dagster shut down cleanly on SIGTERM.
+  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
   for _ in $(seq 1 20); do
     alive=0
     for pid in "${pids[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done

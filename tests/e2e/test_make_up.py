@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.conftest import free_port
@@ -32,8 +33,10 @@ def test_make_up_starts_and_stops_everything(tmp_path):
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path / "home"), "API_PORT": str(api_port),
            "DAGSTER_PORT": str(ui_port)}
     log = open(tmp_path / "up.log", "w+")  # noqa: SIM115
+    # As from a terminal: SIGINT at its default even when this test runs under a backgrounded runner,
+    # which would hand the script an ignored SIGINT that bash cannot trap.
     proc = subprocess.Popen(["bash", "infra/up.sh"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     api, ui = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
     try:
         deadline = time.monotonic() + 240
@@ -54,12 +57,15 @@ def test_make_up_starts_and_stops_everything(tmp_path):
             assert time.monotonic() < deadline, statuses
             time.sleep(2)
     finally:
+        started = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the script
         try:
             proc.wait(60)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+            _, leftovers = psutil.wait_procs(started, timeout=5)
+            for process in [psutil.Process(proc.pid), *leftovers] if proc.poll() is None else leftovers:
+                process.kill()
+    assert not leftovers, [p.cmdline() for p in leftovers]
     assert "stopped" in (tmp_path / "up.log").read_text()
     for url in (f"{api}/healthz", f"{ui}/server_info"):
         with pytest.raises(httpx.ConnectError):

@@ -13,7 +13,7 @@ def test_admin_holds_everything_and_viewer_only_reads():
 
 def test_readme_matrix_matches_code():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme.split("<!-- role-matrix -->")[1]
+    section = readme.split("<!-- role-matrix -->")[1].split("<!-- /role-matrix -->")[0]
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     documented = {}
     header = [h.strip() for h in section.splitlines()[1].strip("|").split("|")][1:]
