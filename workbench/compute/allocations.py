@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, computed_fiel
 from sqlalchemy import select, update
 
 from workbench.compute.dagster_home import check_pool_name
-from workbench.compute.launcher import mark_run_interrupted, owner_alive, process_owner
+from workbench.compute.launcher import StopSignals, mark_run_interrupted, owner_alive, process_owner
 from workbench.errors import ConflictError, NotFoundError, ValidationFailed
 from workbench.security.tenants import new_id
 from workbench.store.models import AllocationRecord
@@ -177,26 +176,7 @@ def _info(record: AllocationRecord) -> AllocationInfo:
 
 # --------------------------------------------------------------------------- in-process release events
 
-_LOCK = threading.Lock()
-_RELEASES: dict[str, threading.Event] = {}
-
-
-def _release_event(allocation_id: str) -> threading.Event:
-    with _LOCK:
-        return _RELEASES.setdefault(allocation_id, threading.Event())
-
-
-def _forget(allocation_id: str) -> None:
-    with _LOCK:
-        _RELEASES.pop(allocation_id, None)
-
-
-def _wake(allocation_id: str) -> None:
-    """End this process's hold of the allocation at once (a hold in another process polls the row)."""
-    with _LOCK:
-        event = _RELEASES.get(allocation_id)
-    if event is not None:
-        event.set()
+_RELEASES = StopSignals()
 
 
 # --------------------------------------------------------------------------- rows
@@ -265,12 +245,12 @@ def allocate(services: Services, tenant_id: str, request: AllocationRequest | di
     if launch:
         from workbench.compute._allocation_job import launch as launch_run
 
-        _release_event(allocation_id)
+        _RELEASES.event(allocation_id)
         try:
             launch_run(services, _info(record))
         except Exception as exc:
             _fail(services, allocation_id, f"could not launch: {exc}")
-            _forget(allocation_id)
+            _RELEASES.forget(allocation_id)
             raise
     return get_allocation(services, tenant_id, allocation_id)
 
@@ -313,7 +293,7 @@ def release(services: Services, tenant_id: str, allocation_id: str, *, actor: st
         detail = {**record.detail, "released_by": actor, "released_while": record.status}
         if _transition(services, allocation_id, (record.status,), "released", detail=detail):
             break
-    _wake(allocation_id)
+    _RELEASES.set(allocation_id)
     return get_allocation(services, tenant_id, allocation_id)
 
 
@@ -333,7 +313,7 @@ def hold(services: Services, allocation_id: str, *, on_start: Callable[[], None]
             return _info(_record(services, None, allocation_id))  # released while it waited for the pool
         if on_start is not None:
             on_start()
-        event = _release_event(allocation_id)
+        event = _RELEASES.event(allocation_id)
         deadline = time.monotonic() + record.duration_s
         while True:
             remaining = deadline - time.monotonic()
@@ -347,7 +327,7 @@ def hold(services: Services, allocation_id: str, *, on_start: Callable[[], None]
             if status != "running":
                 break
     finally:
-        _forget(allocation_id)
+        _RELEASES.forget(allocation_id)
     return _info(_record(services, None, allocation_id))
 
 

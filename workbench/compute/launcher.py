@@ -33,9 +33,39 @@ if TYPE_CHECKING:
     from workbench.config import Settings
     from workbench.services import Services
 
-__all__ = ["LiveServices", "job_for_pool", "launch_in_process", "mark_run_interrupted", "owner_alive", "process_owner"]
+__all__ = ["LiveServices", "StopSignals", "job_for_pool", "launch_in_process", "mark_run_interrupted", "owner_alive",
+           "process_owner"]
 
 log = logging.getLogger("workbench.compute")
+
+# --------------------------------------------------------------------------- in-process stop signals
+
+
+class StopSignals:
+    """One ``threading.Event`` per record run by this process: setting it ends that run's op at
+    once (a run in another process polls its record instead)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[str, threading.Event] = {}
+
+    def event(self, key: str) -> threading.Event:
+        """The record's event, created on first use."""
+        with self._lock:
+            return self._events.setdefault(key, threading.Event())
+
+    def set(self, key: str) -> None:
+        """Signal the record's run, if this process runs it."""
+        with self._lock:
+            event = self._events.get(key)
+        if event is not None:
+            event.set()
+
+    def forget(self, key: str) -> None:
+        """Drop the record's event once its run has ended."""
+        with self._lock:
+            self._events.pop(key, None)
+
 
 # --------------------------------------------------------------------------- process ownership
 

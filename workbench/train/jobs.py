@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 from sqlalchemy import select, update
 
-from workbench.compute.launcher import mark_run_interrupted, owner_alive, process_owner
+from workbench.compute.launcher import StopSignals, mark_run_interrupted, owner_alive, process_owner
 from workbench.errors import ConflictError, NotFoundError, ValidationFailed
 from workbench.security.tenants import new_id
 from workbench.store.models import TrainJobRecord, TrainMetricRecord
@@ -181,18 +181,7 @@ def _info(record: TrainJobRecord, latest: dict[str, float] | None = None, steps:
 
 # --------------------------------------------------------------------------- in-process registry
 
-_LOCK = threading.Lock()
-_STOPS: dict[str, threading.Event] = {}
-
-
-def _stop_event(job_id: str) -> threading.Event:
-    with _LOCK:
-        return _STOPS.setdefault(job_id, threading.Event())
-
-
-def _forget(job_id: str) -> None:
-    with _LOCK:
-        _STOPS.pop(job_id, None)
+_STOPS = StopSignals()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -447,12 +436,12 @@ def submit(services: Services, tenant_id: str, request: TrainJobRequest | dict[s
     if launch:
         from workbench.train._dagster_job import launch as launch_run
 
-        _stop_event(job_id)
+        _STOPS.event(job_id)
         try:
             launch_run(services, tenant_id, job_id, run_id, plan.request, plan.pool, plan.dataset, plan.base)
         except Exception as exc:
             _transition(services, job_id, ACTIVE_STATUSES, "failed", result={"error": f"could not launch: {exc}"})
-            _forget(job_id)
+            _STOPS.forget(job_id)
             raise
     return get_job(services, tenant_id, job_id)
 
@@ -520,7 +509,7 @@ def stop(services: Services, tenant_id: str, job_id: str) -> TrainJobInfo:
             break
         if record.status in TERMINAL_STATUSES:
             raise ConflictError(f"train job {job_id} is {record.status}; only queued or running jobs can be stopped")
-    _stop_event(job_id).set()  # this process's executor sees it at once; others poll the row
+    _STOPS.set(job_id)  # this process's executor sees it at once; others poll the row
     return get_job(services, tenant_id, job_id)
 
 
@@ -569,7 +558,7 @@ def execute(services: Services, job_id: str, stop_event: threading.Event | None 
             _transition(services, job_id, ("stopping",), "stopped", result={"stop_reason": "requested", "resumable": False})
         return get_job(services, tenant_id, job_id)
     _merge_progress(services, job_id, owner=process_owner(), started_at=started.isoformat())
-    event = stop_event or _stop_event(job_id)
+    event = stop_event or _STOPS.event(job_id)
     out = job_dir(services, tenant_id, job_id)
     request = TrainJobRequest.model_validate({k: v for k, v in record.request.items() if k != "resolved"})
     flag = _StopFlag(services, job_id, event, request.compute_requirements.max_runtime_s)
@@ -596,7 +585,7 @@ def execute(services: Services, job_id: str, stop_event: threading.Event | None 
             _transition(services, job_id, ("running", "stopping"), "stopped",
                         result={**summary, "stop_reason": flag.reason or "requested", "resumable": True})  # fmt: skip
     finally:
-        _forget(job_id)
+        _STOPS.forget(job_id)
     return get_job(services, tenant_id, job_id)
 
 
