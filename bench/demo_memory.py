@@ -1,6 +1,6 @@
 """Peak memory of the main job: runs `workbench demo [--quick]` and samples its whole process tree.
 
-    .venv/bin/python bench/demo_memory.py --quick      # target: peak ≤ 8 GB
+    .venv/bin/python bench/demo_memory.py --quick [--log demo.out]     # target: peak ≤ 8 GB
 
 Prints the peak of the tree's summed PSS (proportional set size: pages shared between processes,
 e.g. vLLM's forked workers or torch's mapped weights, are split between them instead of counted
@@ -48,11 +48,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--interval", type=float, default=0.5)
+    parser.add_argument("--log", type=Path, help="keep the demo's own output (its summary tables) in this file")
     args = parser.parse_args()
     workbench = Path(sys.executable).with_name("workbench")
     command = [str(workbench), "demo", *(["--quick"] if args.quick else [])]
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    output = args.log.open("w") if args.log else subprocess.DEVNULL
+    child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=os.environ.copy())
     root = psutil.Process(child.pid)
     peak = (0, 0, [])
     while child.poll() is None:

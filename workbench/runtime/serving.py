@@ -409,6 +409,11 @@ def engine_for(services: Services, resolved: ResolvedModel, *, kind: str | None 
     return _SERVING.get(_key("transformers", resolved), lambda: _build_transformers(resolved, note))
 
 
+def release(resolved: ResolvedModel, *, kind: str) -> None:
+    """Close the shared ``kind`` engine of ``resolved`` if this process holds one (frees its memory)."""
+    _SERVING.forget(_key(kind, resolved))
+
+
 def engine_for_agent(services: Services, tenant_id: str, agent: AgentInfo) -> tuple[EngineHandle, ResolvedModel | None]:
     """The engine a session of ``agent`` uses, and the model it resolved to (None for explicit engines)."""
     from workbench.agents import make_engine
