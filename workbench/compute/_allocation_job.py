@@ -96,5 +96,5 @@ def launch(services: "Services", info: "AllocationInfo") -> "threading.Thread":
         services, allocation_job_for_pool(info.pool), run_id=info.dagster_run_id,
         run_config={"ops": {"hold": {"config": op_config}}}, tags=tags, thread_name=f"allocation-{info.id}",
         on_failure=lambda message: allocations._fail(services, info.id, message),
-        on_exit=lambda: allocations._forget(info.id),
+        on_exit=lambda: allocations._RELEASES.forget(info.id),
     )  # fmt: skip

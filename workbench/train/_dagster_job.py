@@ -104,5 +104,5 @@ def launch(
 
     return launch_in_process(
         services, train_job_for_pool(pool), run_id=run_id, run_config={"ops": {"train": {"config": op_config}}},
-        tags=tags, thread_name=f"train-{job_id}", on_failure=failed, on_exit=lambda: jobs._forget(job_id),
+        tags=tags, thread_name=f"train-{job_id}", on_failure=failed, on_exit=lambda: jobs._STOPS.forget(job_id),
     )  # fmt: skip
